@@ -16,7 +16,8 @@ EXTRAS = {
     # detectron2 itself comes from scripts/install_detectron2.sh or the user's own build.
     'detectron2': ['torchvision', 'pycocotools', 'Pillow<10'],
     'demo': ['matplotlib'],
-    'test': ['pytest', 'ruff'],
+    # foolbox ships 20 real CIFAR-10 and 20 CIFAR-100 test images that the tests read.
+    'test': ['pytest', 'ruff', 'foolbox==3.3.4'],
 }
 EXTRAS['all'] = sorted({req for reqs in EXTRAS.values() for req in reqs})
 

@@ -1,0 +1,126 @@
+"""The mmengine hook that drives the GKL warm-up and closes the class prior."""
+from typing import Iterator, Optional, Type, TypeVar
+
+from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
+from mmengine.registry import HOOKS
+from torch import nn
+
+from ..core import ClassPrior, GKLLoss
+
+_Module = TypeVar('_Module', bound=nn.Module)
+
+
+def find_modules(model: nn.Module, kind: Type[_Module]) -> Iterator[_Module]:
+    """Yield every submodule of ``model`` (unwrapped from DDP and the like) of type ``kind``."""
+    if is_model_wrapper(model):
+        model = model.module
+    for module in model.modules():
+        if isinstance(module, kind):
+            yield module
+
+
+@HOOKS.register_module()
+class GKLPriorHook(Hook):
+    """Warm up every :class:`~gkl_plugins.core.GKLLoss` and close every
+    :class:`~gkl_plugins.core.ClassPrior` found in the model.
+
+    With ``by_epoch=True`` (the default) the hook calls ``set_progress(epoch + 1)`` on each
+    GKL loss before every training epoch, so a loss with ``warmup=W`` ramps up over ``W``
+    epochs, and it calls ``close_epoch()`` on each prior after every ``interval`` training
+    epochs. With ``by_epoch=False`` it does the same per iteration, for iteration-based
+    loops: ``set_progress(iter + 1)`` before every iteration (the warm-up is then counted in
+    iterations) and ``close_epoch()`` after every ``interval`` iterations.
+
+    ``close_epoch`` all-reduces the running sums across processes, so every rank ends with
+    the same prior. The prior is made of model buffers, so the runner's checkpoints carry it
+    and a resumed run continues with it.
+
+    Args:
+        by_epoch (bool): Work per epoch (True) or per iteration (False). Defaults to True.
+        interval (int): Close the priors every ``interval`` epochs or iterations.
+            Defaults to 1.
+
+    Note:
+        mmengine's epoch-based loop restarts an epoch from its first batch when it resumes
+        from a checkpoint saved in the middle of that epoch. The hook therefore drops the
+        running sums it finds at the start of an interval, which makes such a resume exact
+        for ``interval=1``; with a longer interval, the sums of the partly replayed interval
+        are kept as they are. Iteration-based loops skip the batches already seen, so their
+        running sums are kept and the resume is exact.
+
+    Example:
+        >>> custom_hooks = [dict(type='GKLPriorHook')]
+        >>> # iteration-based training, prior renewed every 500 iterations
+        >>> custom_hooks = [dict(type='GKLPriorHook', by_epoch=False, interval=500)]
+    """
+
+    priority = 'NORMAL'
+
+    def __init__(self, *, by_epoch: bool = True, interval: int = 1):
+        if interval < 1:
+            raise ValueError(f'interval must be a positive integer, got {interval}')
+        self.by_epoch = by_epoch
+        self.interval = int(interval)
+
+    def before_train(self, runner) -> None:
+        if not any(True for _ in find_modules(runner.model, (GKLLoss, ClassPrior))):
+            runner.logger.warning(
+                'GKLPriorHook found no GKLLoss or ClassPrior in the model; it does nothing. '
+                'Remove the hook or check that the GKL loss is part of the model.')
+
+    def before_train_epoch(self, runner) -> None:
+        if not self.by_epoch:
+            return
+        self._set_progress(runner, runner.epoch + 1)
+        if runner.epoch % self.interval == 0:
+            self._drop_replayed_sums(runner)
+
+    def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
+        if not self.by_epoch:
+            self._set_progress(runner, runner.iter + 1)
+
+    def after_train_epoch(self, runner) -> None:
+        if self.by_epoch and self.every_n_epochs(runner, self.interval):
+            self._close(runner, f'epoch {runner.epoch + 1}')
+
+    def after_train_iter(self, runner, batch_idx: int, data_batch=None,
+                         outputs: Optional[dict] = None) -> None:
+        if not self.by_epoch and self.every_n_train_iters(runner, self.interval):
+            self._close(runner, f'iteration {runner.iter + 1}')
+
+    @staticmethod
+    def _set_progress(runner, progress: int) -> None:
+        for loss in find_modules(runner.model, GKLLoss):
+            loss.set_progress(progress)
+
+    @staticmethod
+    def _drop_replayed_sums(runner) -> None:
+        for prior in find_modules(runner.model, ClassPrior):
+            if bool(prior.counts.any()):
+                # Only a checkpoint saved mid-epoch leaves sums here, and the loop is about
+                # to run that epoch again from its first batch.
+                runner.logger.info(
+                    'GKLPriorHook: dropping the class-prior sums of a partly run epoch that '
+                    'the resumed loop runs again from its start')
+                prior.sums.zero_()
+                prior.counts.zero_()
+
+    @staticmethod
+    def _close(runner, when: str) -> None:
+        for name, prior in _named_priors(runner.model):
+            renewed = prior.close_epoch()
+            missing = (~renewed).nonzero().flatten().tolist()
+            message = (f'GKL class prior {name or "(model)"} renewed after {when}: '
+                       f'{int(renewed.sum())}/{prior.num_classes} classes')
+            if missing:
+                message += f'; classes without samples kept their previous rows: {missing}'
+            runner.logger.info(message)
+
+
+def _named_priors(model: nn.Module):
+    if is_model_wrapper(model):
+        model = model.module
+    for name, module in model.named_modules():
+        if isinstance(module, ClassPrior):
+            yield name, module
