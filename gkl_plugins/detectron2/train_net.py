@@ -59,6 +59,26 @@ class GKLTrainer(DefaultTrainer):
         return ret
 
 
+def _complete_placeholder_extension() -> None:
+    """Let detectron2's environment report run on a build without compiled operators.
+
+    The pure-Python install (``scripts/install_detectron2.sh``) ships an empty
+    ``detectron2._C`` module; ``default_setup`` asks it for the compiler and CUDA versions
+    it was built with. A compiled extension is left untouched.
+    """
+    try:
+        from detectron2 import _C
+    except ImportError:
+        return
+    if not str(getattr(_C, '__file__', '')).endswith('.py'):
+        return
+    for name in ('get_compiler_version', 'get_cuda_version'):
+        if not hasattr(_C, name):
+            setattr(_C, name, lambda: 'none (detectron2 built without C++ operators)')
+    if not hasattr(_C, 'has_cuda'):
+        _C.has_cuda = lambda: False
+
+
 def setup(args):
     """The config from ``args`` (with the GKL options), after detectron2's default setup."""
     cfg = add_gkl_config(get_cfg())
@@ -70,6 +90,7 @@ def setup(args):
         teacher_file = os.path.abspath(teacher_file)
     cfg.MODEL.GKL.TEACHER.CONFIG_FILE = teacher_file
     cfg.freeze()
+    _complete_placeholder_extension()
     default_setup(cfg, args)
     return cfg
 
