@@ -121,9 +121,10 @@ class AdversarialClassifier(BaseModel):
     ``GKLPriorHook`` in ``custom_hooks`` so the prior closes at every epoch; it lives in
     this model's buffers, so checkpoints carry it.
 
-    In prediction (``mode='predict'``), each attack of ``eval_attacks`` (a torchattacks
-    class name and its options) is run on the samples whose dataset index ``sample_idx`` is
-    below its ``num_samples`` (all with None), and the predicted labels are stored in each
+    In prediction (``mode='predict'``), each attack of ``eval_attacks`` (a name mapped to a
+    torchattacks class and its options) is run on the samples whose dataset index
+    ``sample_idx`` is below its ``num_samples`` (all with None); the labels predicted on the
+    adversarial images are stored in each
     :class:`DataSample` as ``adv_pred_label[name]`` for :class:`RobustAccuracy`. Every attack
     call starts from ``torch.manual_seed(seed)`` inside a forked RNG, so evaluation is
     repeatable and leaves the training RNG untouched.
@@ -138,10 +139,12 @@ class AdversarialClassifier(BaseModel):
         awp (dict, optional): Adversarial weight perturbation: ``gamma`` (relative size,
             default 0.005) and ``begin_epoch`` (first epoch, counted from 1, with AWP,
             default 10). Defaults to None (off).
-        eval_attacks (list[dict]): Attacks for prediction, each with ``type`` (a class of
-            torchattacks, e.g. ``'PGD'``, ``'AutoAttack'``), ``name`` (the metric key),
-            optional ``num_samples`` and ``seed`` (default 0), and the attack's own options
-            (radii in ``[0, 1]`` units). Defaults to no attack.
+        eval_attacks (dict): Attacks for prediction: the metric name of each (e.g.
+            ``pgd20``) mapped to a dict with ``type`` (a class of torchattacks, e.g.
+            ``'PGD'``, ``'AutoAttack'``), optional ``num_samples`` and ``seed`` (default 0),
+            and the attack's own options (radii in ``[0, 1]`` units), so a config option
+            such as ``model.eval_attacks.autoattack.num_samples=100`` reaches it.
+            Defaults to no attack.
         pixel_range (tuple[float, float]): Valid range of the data preprocessor's input.
             Defaults to ``(0, 255)``.
         data_preprocessor (dict, optional): An mmpretrain data preprocessor config; its
@@ -162,7 +165,7 @@ class AdversarialClassifier(BaseModel):
                  robust_loss: Optional[dict] = None,
                  train_attack: Optional[dict] = None,
                  awp: Optional[dict] = None,
-                 eval_attacks: Sequence[dict] = (),
+                 eval_attacks: Optional[Dict[str, dict]] = None,
                  pixel_range: Sequence[float] = (0.0, 255.0),
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None):
@@ -183,7 +186,8 @@ class AdversarialClassifier(BaseModel):
             weight_temperature=4.0)))
         self._configure_train_attack(dict(train_attack or {}))
         self._configure_awp(awp)
-        self.eval_attacks = [self._check_eval_attack(dict(cfg)) for cfg in eval_attacks]
+        self.eval_attacks = [self._check_eval_attack(name, dict(cfg))
+                             for name, cfg in (eval_attacks or {}).items()]
 
     # ----------------------------------------------------------------------------- set-up
 
@@ -248,13 +252,13 @@ class AdversarialClassifier(BaseModel):
         if cfg:
             raise ValueError(f'unknown awp options {sorted(cfg)}; accepted: gamma, begin_epoch')
 
-    def _check_eval_attack(self, cfg: dict) -> dict:
+    def _check_eval_attack(self, name: str, cfg: dict) -> dict:
         import torchattacks
         kind = cfg.get('type')
         if not isinstance(kind, str) or not hasattr(torchattacks, kind):
-            raise ValueError(f'eval attack type must name a torchattacks class (PGD, '
-                             f'AutoAttack, ...), got {kind!r}')
-        cfg.setdefault('name', kind.lower())
+            raise ValueError(f'the type of eval attack {name!r} must name a torchattacks '
+                             f'class (PGD, AutoAttack, ...), got {kind!r}')
+        cfg['name'] = name
         cfg.setdefault('num_samples', None)
         cfg.setdefault('seed', 0)
         return cfg
@@ -357,8 +361,9 @@ class AdversarialClassifier(BaseModel):
     def _awp_active(self) -> bool:
         if not self.awp_enabled:
             return False
-        epoch = MessageHub.get_current_instance().get_info('epoch')
-        return epoch is None or epoch + 1 >= self.awp_begin_epoch
+        # Outside a runner's training loop, count as the first epoch.
+        epoch = MessageHub.get_current_instance().get_info('epoch') or 0
+        return epoch + 1 >= self.awp_begin_epoch
 
     def awp_perturbation(self, inputs: Tensor, adversarial: Tensor,
                          data_samples: List[DataSample]) -> List[Tuple[nn.Parameter, Tensor]]:
