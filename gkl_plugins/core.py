@@ -14,6 +14,7 @@ the identity ``sum_jk u_j u_k (d_j - d_k)^2 = 2 U sum_j u_j (d_j - dbar)^2`` wit
 ``U = sum_j u_j`` and ``dbar = sum_j u_j d_j / U``. The centred form is used because the
 expanded one cancels catastrophically for large logits.
 """
+import math
 from typing import NamedTuple, Optional
 
 import torch
@@ -66,11 +67,17 @@ def _compute_dtype(*tensors: Tensor) -> torch.dtype:
     return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
 
 
-def _raise_if_not_finite(value: Tensor, **inputs: Optional[Tensor]) -> None:
+def _as(tensor: Tensor, dtype: torch.dtype) -> Tensor:
+    # Skipping the no-op cast saves a dispatch, which shows at small C.
+    return tensor if tensor.dtype == dtype else tensor.to(dtype)
+
+
+def _raise_if_not_finite(value: Tensor, inputs) -> None:
     """Explain a non-finite loss; inputs are only scanned when the loss is not finite."""
-    if bool(torch.isfinite(value).all()):
+    finite = math.isfinite(value.item()) if value.dim() == 0 else bool(value.isfinite().all())
+    if finite:
         return
-    for name, tensor in inputs.items():
+    for name, tensor in inputs:
         if tensor is not None and not bool(torch.isfinite(tensor).all()):
             raise ValueError(
                 f'{name} contain NaN or inf: check the model outputs (a diverged run, a '
@@ -80,63 +87,134 @@ def _raise_if_not_finite(value: Tensor, **inputs: Optional[Tensor]) -> None:
         'their dtype; compute them in float32 or float64')
 
 
-class _PairMSEAndCE(torch.autograd.Function):
-    """Per-sample weighted pair MSE and soft-label CE with a hand-written backward.
+class _Spec(NamedTuple):
+    """The options of one fused evaluation (see :class:`_GKLParts`)."""
+    temperature: float
+    weight_temperature: float
+    gamma: float
+    mse_scale: float  # 1 / T^2 for DKL, whose wMSE is taken on the scaled logits
+    mse_to_student: bool
+    alpha: float
+    beta: float
+    normalize: str
+    reduction: str
+    check_finite: bool
 
-    Fusing both parts keeps the saved state at two ``(B, C)`` tensors and avoids a dozen
-    small autograd nodes, which matters because the loss is evaluated at every step.
+
+def _shifted_softmax(logits: Tensor, inv_temperature: float):
+    """Scaled logits with row max 0, their softmax, and its ``(B, 1)`` log-normaliser.
+
+    Subtracting the row max first is exact (the values are close), so a common offset of
+    the logits is gone before it can cost precision in the products that follow.
+    """
+    shifted = logits - logits.amax(dim=1, keepdim=True)
+    if inv_temperature != 1:
+        shifted.mul_(inv_temperature)
+    probs = shifted.exp()
+    norm = probs.sum(dim=1, keepdim=True)
+    return shifted, probs.div_(norm), norm.log_()
+
+
+class _GKLParts(torch.autograd.Function):
+    """The reduced, weighted wMSE and soft-label CE parts and their sum, in one node.
+
+    Cost, which this layout keeps close to that of plain KD: one exponential pass per
+    input (plus one on the teacher when ``gamma != 1``) and none in backward; five fresh
+    ``(B, C)`` buffers in forward (the shifted logits and the softmax of each input, the
+    weights), the others reusing buffers that are no longer needed. Both matter on CPU,
+    where a fresh buffer costs page faults; the single node matters at small ``C``, where
+    time goes into per-operation overhead. Everything is computed on the logits divided by
+    ``T``; the wMSE is multiplied back by ``T^2``.
     """
 
     @staticmethod
-    def forward(ctx, student, teacher, weights, target_probs, temperature, mse_to_student):
-        # Shifting each row by its first entry makes the differences exact in floating point
-        # (both values are close) and removes any common offset before it can cost precision.
-        z = student - student[:, :1]
-        t = teacher - teacher[:, :1]
-        d = z - t
-        total = weights.sum(dim=1, keepdim=True)
-        safe_total = torch.where(total > 0, total, torch.ones_like(total))
-        centred = d - (weights * d).sum(dim=1, keepdim=True) / safe_total
-        weighted = weights * centred
-        # (1/4) * sum_jk u_j u_k (d_j - d_k)^2 == (1/2) * U * sum_j u_j (d_j - dbar)^2
-        mse = 0.5 * total.squeeze(1) * (weighted * centred).sum(dim=1)
+    def forward(ctx, student, teacher, class_weights, spec: _Spec):
+        ctx.set_materialize_grads(False)
+        batch = student.shape[0]
+        temperature = spec.temperature
+        z, q, log_norm = _shifted_softmax(student, 1.0 / temperature)
+        t, p, teacher_log_norm = _shifted_softmax(teacher, 1.0 / temperature)
 
-        log_q = F.log_softmax(student / temperature, dim=1)
-        ce = -(target_probs * log_q).sum(dim=1)
+        if class_weights is not None:
+            weights = class_weights if spec.gamma == 1 else class_weights.pow(spec.gamma)
+        elif spec.weight_temperature == temperature:
+            # softmax ** gamma as exp(gamma * log softmax): the tiny probabilities that
+            # rounding would flush to zero are lifted as they should be.
+            weights = p if spec.gamma == 1 else t.sub(teacher_log_norm).mul_(spec.gamma).exp_()
+        else:
+            scaled = t * (temperature / spec.weight_temperature)
+            scaled_log_norm = scaled.exp().sum(dim=1, keepdim=True).log_()
+            weights = scaled.sub_(scaled_log_norm).mul_(spec.gamma).exp_()
 
-        ctx.save_for_backward(weighted * total, log_q, target_probs)
-        ctx.temperature = temperature
-        ctx.mse_to_student = mse_to_student
-        return mse, ce
+        # (1/4) sum_jk u_j u_k (d_j - d_k)^2 == (1/2) U sum_j u_j (d_j - dbar)^2. From here on
+        # t holds d = z - t and z is scratch space; neither is needed as it was.
+        centred = torch.sub(z, t, out=t)
+        # - sum_j p_j log q_j == logsumexp(z) - sum_j p_j z_j, as the p_j sum to 1.
+        ce = log_norm.squeeze(1) - z.mul_(p).sum(dim=1)
+        total = weights.sum(dim=1)
+        tiny = torch.finfo(total.dtype).tiny
+        # Softmax weights always have U > 0. An all-zero row of class weights adds 0 to the
+        # wMSE; the floor only avoids 0 / 0 there.
+        safe_total = total if class_weights is None else total.clamp_min(tiny)
+        mean = torch.mul(weights, centred, out=z).sum(dim=1).div_(safe_total)
+        centred.sub_(mean.unsqueeze(1))
+        weighted = torch.mul(weights, centred, out=z)
+        spread = centred.mul_(weighted).sum(dim=1)
+
+        mse_coef = 0.5 * spec.mse_scale * temperature ** 2 * spec.beta
+        ce_coef = spec.alpha
+        if spec.reduction != 'mean':
+            mse_coef *= batch
+        if spec.reduction != 'none':
+            ce_coef *= (batch if spec.reduction == 'sum' else 1.0) / max(batch, 1)
+        if spec.normalize == 'weights':
+            mse_coef = mse_coef / torch.dot(total, total).clamp_min(tiny)
+        else:
+            mse_coef = mse_coef / max(batch, 1)
+        if spec.reduction == 'none':
+            mse, ce = spread.mul_(total).mul_(mse_coef), ce.mul_(ce_coef)
+        else:
+            mse, ce = torch.dot(total, spread) * mse_coef, ce.sum() * ce_coef
+        loss = mse + ce
+        if spec.check_finite:
+            _raise_if_not_finite(loss, [('student logits', student),
+                                        ('teacher logits', teacher),
+                                        ('class weights', class_weights)])
+
+        ctx.save_for_backward(q, p, weighted, total)
+        # Gradients are taken with respect to the unscaled logits, hence 1 / T.
+        ctx.coefs = (2.0 / temperature * mse_coef, ce_coef / temperature)
+        ctx.mse_to_student = spec.mse_to_student
+        return loss, mse, ce
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(ctx, grad_mse, grad_ce):
-        scaled, log_q, target_probs = ctx.saved_tensors
-        grad_d = grad_mse.unsqueeze(1) * scaled
+    def backward(ctx, grad_loss, grad_mse, grad_ce):
+        q, p, weighted, total = ctx.saved_tensors
+        mse_coef, ce_coef = ctx.coefs
+        grad_mse = _add_grads(grad_loss, grad_mse)
+        grad_ce = _add_grads(grad_loss, grad_ce)
+
         grad_student = grad_teacher = None
+        # d mse_b / d(z_bj - t_bj) = 2 U_b u_bj (d_bj - dbar_b), times the reduction's factor.
+        grad_d = None if grad_mse is None else (total * mse_coef).mul_(grad_mse).unsqueeze(1)
         if ctx.needs_input_grad[0]:
-            grad_student = (log_q.exp() - target_probs) * (grad_ce / ctx.temperature).unsqueeze(1)
-            if ctx.mse_to_student:
-                grad_student = grad_student + grad_d
-        if ctx.needs_input_grad[1]:
-            grad_teacher = -grad_d
-        return grad_student, grad_teacher, None, None, None, None
+            if grad_ce is not None:
+                grad_ce = grad_ce * ce_coef
+                grad_student = torch.sub(q, p).mul_(
+                    grad_ce.unsqueeze(1) if grad_ce.dim() else grad_ce)
+            if ctx.mse_to_student and grad_d is not None:
+                grad_student = (weighted * grad_d if grad_student is None
+                                else grad_student.addcmul_(weighted, grad_d))
+        if ctx.needs_input_grad[1] and grad_d is not None:
+            grad_teacher = weighted * grad_d.neg_()
+        return grad_student, grad_teacher, None, None
 
 
-def _reduce(mse: Tensor, ce: Tensor, norm: Tensor, alpha: float, beta: float,
-            reduction: str) -> GKLOutput:
-    """Turn per-sample parts into the reduced, weighted output."""
-    batch = mse.shape[0]
-    n = max(batch, 1)
-    if reduction == 'none':
-        mse = beta * mse * (batch / norm)
-        ce = alpha * ce
-    else:
-        scale = 1.0 if reduction == 'mean' else float(batch)
-        mse = beta * scale * mse.sum() / norm
-        ce = alpha * scale * ce.sum() / n
-    return GKLOutput(mse + ce, mse, ce)
+def _add_grads(first: Optional[Tensor], second: Optional[Tensor]) -> Optional[Tensor]:
+    if first is None or second is None:
+        return second if first is None else first
+    return first + second
 
 
 def gkl_loss(student_logits: Tensor,
@@ -216,33 +294,12 @@ def gkl_loss(student_logits: Tensor,
             'ClassPrior.class_weights(labels)')
 
     dtype = _compute_dtype(student_logits, teacher_logits)
-    student = student_logits.to(dtype)
-    teacher = teacher_logits.to(dtype)
-    with torch.no_grad():
-        log_target = F.log_softmax(teacher / temperature, dim=1)
-        target_probs = log_target.exp()
-        if class_weights is not None:
-            base = class_weights.to(dtype)
-            weights = base if gamma == 1 else base.pow(gamma)
-        else:
-            if weight_temperature != temperature:
-                log_target = F.log_softmax(teacher / weight_temperature, dim=1)
-            # exp(gamma * log p) keeps tiny probabilities that p ** gamma would flush to 0.
-            weights = log_target.exp() if gamma == 1 else (gamma * log_target).exp()
-        if normalize == 'weights':
-            norm = weights.sum(dim=1).square().sum()
-            norm = torch.where(norm > 0, norm, torch.ones_like(norm))
-        else:
-            norm = torch.tensor(float(max(student.shape[0], 1)), dtype=dtype,
-                                device=student.device)
-
-    mse, ce = _PairMSEAndCE.apply(student, teacher, weights, target_probs, float(temperature),
-                                  True)
-    out = _reduce(mse, ce, norm, alpha, beta, reduction)
-    if check_finite:
-        _raise_if_not_finite(out.loss, **{'student logits': student_logits,
-                                          'teacher logits': teacher_logits,
-                                          'class weights': class_weights})
+    if class_weights is not None:
+        class_weights = class_weights.detach().to(dtype)
+    spec = _Spec(float(temperature), float(weight_temperature), float(gamma), 1.0, True,
+                 float(alpha), float(beta), normalize, reduction, check_finite)
+    out = GKLOutput(*_GKLParts.apply(_as(student_logits, dtype), _as(teacher_logits, dtype),
+                                     class_weights, spec))
     return out if return_parts else out.loss
 
 
@@ -285,16 +342,12 @@ def dkl_loss(student_logits: Tensor,
     _check_logits(student_logits, teacher_logits)
     _check_choice('reduction', reduction, _REDUCTION)
     dtype = _compute_dtype(student_logits, teacher_logits)
-    student = student_logits.to(dtype) / temperature
-    teacher = teacher_logits.to(dtype) / temperature
-    with torch.no_grad():
-        target_probs = F.softmax(teacher, dim=1)
-        norm = torch.tensor(float(max(student.shape[0], 1)), dtype=dtype, device=student.device)
-    mse, ce = _PairMSEAndCE.apply(student, teacher, target_probs, target_probs, 1.0, False)
-    out = _reduce(mse, ce, norm, alpha, beta, reduction)
-    if check_finite:
-        _raise_if_not_finite(out.loss, **{'student logits': student_logits,
-                                          'teacher logits': teacher_logits})
+    # The wMSE of the scaled logits is that of the raw ones divided by T^2; the weights are
+    # the soft targets themselves and the student's differences carry no gradient.
+    spec = _Spec(float(temperature), float(temperature), 1.0, 1.0 / temperature ** 2, False,
+                 float(alpha), float(beta), 'batch', reduction, check_finite)
+    out = GKLOutput(*_GKLParts.apply(_as(student_logits, dtype), _as(teacher_logits, dtype),
+                                     None, spec))
     return out if return_parts else out.loss
 
 
@@ -589,8 +642,7 @@ class GKLLoss(nn.Module):
                 if labels is None:
                     raise ValueError('this loss has a class prior: pass the labels too')
                 _check_logits(student_logits, teacher_logits)
-                if self.training:
-                    self.prior.update(labels, teacher_logits)
+                self.prior._check_labels(labels, student_logits.shape[0])
                 class_weights = self.prior.class_weights(labels)
             out = gkl_loss(student_logits, teacher_logits, alpha=self.alpha, beta=self.beta,
                            gamma=self.gamma, temperature=self.temperature,
@@ -598,6 +650,9 @@ class GKLLoss(nn.Module):
                            class_weights=class_weights,
                            normalize='batch' if self.variant == 'ikl' else 'weights',
                            reduction=self.reduction, return_parts=True)
+            # Only after the loss has vetted the logits: a NaN teacher must not reach the sums.
+            if self.prior is not None and self.training:
+                self.prior.update(labels, teacher_logits)
         scale = self.loss_weight * self.warmup_scale
         if scale != 1.0:
             out = GKLOutput(*(part * scale for part in out))
