@@ -173,8 +173,13 @@ class GKLDistillationRCNN(GeneralizedRCNN):
             is left.
         """
         gt_classes = cat([p.gt_classes for p in proposals], dim=0)
-        teacher_logits = self.teacher_box_logits(batched_inputs, proposals)
         keep = gt_classes >= 0
+        if not bool(keep.any()):
+            # Nothing to distil (no proposal sampled): zeros that keep the graph connected,
+            # as detectron2's own losses do for empty inputs.
+            zero = pred_class_logits.sum() * 0.0
+            return {'loss_gkl_mse': zero, 'loss_gkl_ce': zero.clone()}
+        teacher_logits = self.teacher_box_logits(batched_inputs, proposals)
         out = self.gkl_loss(pred_class_logits[keep], teacher_logits[keep], gt_classes[keep],
                             return_parts=True)
         return {'loss_gkl_mse': out.mse, 'loss_gkl_ce': out.ce}

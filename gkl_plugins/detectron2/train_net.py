@@ -118,8 +118,8 @@ def main(argv=None):
     args = default_argument_parser().parse_args(argv)
     # Made here, once, before worker processes start; each worker only registers them.
     register_default_datasets()
-    return launch(run, args.num_gpus, num_machines=args.num_machines,
-                  machine_rank=args.machine_rank, dist_url=args.dist_url, args=(args,))
+    launch(run, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
+           dist_url=args.dist_url, args=(args,))
 
 
 if __name__ == '__main__':

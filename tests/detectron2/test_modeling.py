@@ -18,7 +18,8 @@ ALPHA, BETA, GAMMA, T, T2, LOSS_WEIGHT = 0.5, 2.0, 0.6, 2.0, 3.0, 1.5
 def _gkl_opts(**extra):
     opts = dict(MODEL__GKL__ALPHA=ALPHA, MODEL__GKL__BETA=BETA, MODEL__GKL__GAMMA=GAMMA,
                 MODEL__GKL__TEMPERATURE=T, MODEL__GKL__WEIGHT_TEMPERATURE=T2,
-                MODEL__GKL__LOSS_WEIGHT=LOSS_WEIGHT, MODEL__GKL__PRIOR_INTERVAL=2)
+                MODEL__GKL__LOSS_WEIGHT=LOSS_WEIGHT, MODEL__GKL__PRIOR_INTERVAL=2,
+                MODEL__GKL__WARMUP_ITERS=0)
     opts.update(extra)
     return opts
 
@@ -228,6 +229,7 @@ def test_no_sampled_proposal_gives_zero_loss(make_cfg, monkeypatch):
 
     assert [len(r['labels']) for r in records] == [0, 0]
     assert [r['student'].shape[0] for r in records] == [0, 0]
+    assert not any('teacher' in r for r in records)  # nothing to distil, no teacher pass
     for name in ('loss_gkl_mse', 'loss_gkl_ce'):
         assert _history(trainer, name) == {0: 0.0, 1: 0.0}
     assert all(math.isfinite(v) for v in _history(trainer, 'total_loss').values())
@@ -276,3 +278,38 @@ def test_checkpoints_hold_student_and_prior_but_never_the_teacher(make_cfg, tmp_
     # A student-only checkpoint loads strictly: the teacher is not reported missing.
     student_only = {k: v for k, v in state.items()}
     assert model.load_state_dict(student_only, strict=True).missing_keys == []
+
+
+@pytest.mark.parametrize('variant', ['ikl', 'dkl'])
+def test_variants_without_prior_log_core_loss(make_cfg, monkeypatch, variant):
+    require('detectron2')
+    from gkl_plugins.core import dkl_loss, gkl_loss
+    from gkl_plugins.detectron2 import GKLTrainer
+
+    cfg = make_cfg(SOLVER__MAX_ITER=2, **_gkl_opts(
+        MODEL__GKL__VARIANT=variant, MODEL__GKL__GAMMA=1.0, MODEL__GKL__USE_PRIOR=False))
+    trainer = GKLTrainer(cfg)
+    trainer.resume_or_load(resume=False)
+    assert trainer.model.gkl_loss.prior is None
+    records = _record(trainer.model, monkeypatch)
+    trainer.train()
+
+    mse, ce = _history(trainer, 'loss_gkl_mse'), _history(trainer, 'loss_gkl_ce')
+    for i, r in enumerate(records):
+        if variant == 'dkl':
+            out = dkl_loss(r['student'], r['teacher'], alpha=ALPHA, beta=BETA, temperature=T,
+                           return_parts=True)
+        else:
+            out = gkl_loss(r['student'], r['teacher'], alpha=ALPHA, beta=BETA, temperature=T,
+                           weight_temperature=T2, normalize='batch', return_parts=True)
+        assert mse[i] == pytest.approx(float(out.mse) * LOSS_WEIGHT, rel=1e-5, abs=1e-8)
+        assert ce[i] == pytest.approx(float(out.ce) * LOSS_WEIGHT, rel=1e-5, abs=1e-8)
+
+
+def test_dkl_with_prior_is_rejected(make_cfg):
+    require('detectron2')
+    from gkl_plugins.detectron2 import GKLTrainer
+
+    cfg = make_cfg(MODEL__GKL__VARIANT='dkl', MODEL__GKL__USE_PRIOR=True)
+    with pytest.raises(ValueError, match='set MODEL.GKL.USE_PRIOR to False'):
+        GKLTrainer.build_model(cfg)
