@@ -33,8 +33,10 @@ class GKLPriorHook(Hook):
     iterations) and ``close_epoch()`` after every ``interval`` iterations.
 
     ``close_epoch`` all-reduces the running sums across processes, so every rank ends with
-    the same prior. The prior is made of model buffers, so the runner's checkpoints carry it
-    and a resumed run continues with it.
+    the same prior. The sums are per-rank buffers, so a DistributedDataParallel wrapper must
+    not broadcast buffers (mmengine's default wrapper does not; the hook raises otherwise).
+    Being buffers, the prior and its sums go into the runner's checkpoints, and a resumed
+    run continues with them.
 
     Args:
         by_epoch (bool): Work per epoch (True) or per iteration (False). Defaults to True.
@@ -68,6 +70,15 @@ class GKLPriorHook(Hook):
             runner.logger.warning(
                 'GKLPriorHook found no GKLLoss or ClassPrior in the model; it does nothing. '
                 'Remove the hook or check that the GKL loss is part of the model.')
+        if (getattr(runner.model, 'broadcast_buffers', False)
+                and any(True for _ in find_modules(runner.model, ClassPrior))):
+            raise ValueError(
+                'the model is wrapped in DistributedDataParallel with broadcast_buffers=True, '
+                "which copies rank 0's buffers to every rank at each forward, including the "
+                "class prior's running sums: the prior would be built from rank 0's samples "
+                'only. Set model_wrapper_cfg=dict(type="MMDistributedDataParallel", '
+                "broadcast_buffers=False) in the config (mmengine's default wrapper already "
+                'does).')
 
     def before_train_epoch(self, runner) -> None:
         if not self.by_epoch:

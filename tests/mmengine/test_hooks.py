@@ -60,7 +60,7 @@ class LinearDistill(BaseModel):
 
 
 def build_runner(work_dir, *, by_epoch=True, interval=1, max_steps=2, resume=False,
-                 load_from=None, checkpoint=None, seed=0):
+                 load_from=None, checkpoint=None, seed=0, **runner_args):
     inputs, labels, teacher = make_data()
     dataset = [dict(inputs=torch.from_numpy(x), labels=int(y)) for x, y in zip(inputs, labels)]
     torch.manual_seed(seed)
@@ -84,6 +84,7 @@ def build_runner(work_dir, *, by_epoch=True, interval=1, max_steps=2, resume=Fal
         resume=resume,
         load_from=load_from,
         experiment_name=f'{os.path.basename(str(work_dir))}_{next(_RUN_IDS)}',
+        **runner_args,
     )
 
 
@@ -200,3 +201,34 @@ def test_epoch_resume_from_mid_epoch_checkpoint_drops_replayed_sums(tmp_path):
     np.testing.assert_allclose(replay.model.gkl.prior.prior.double().numpy(), prior, rtol=1e-6)
     assert int(replay.model.gkl.prior.num_epochs) == 1
     assert 'dropping the class-prior sums' in log_text(str(tmp_path / 'b'))
+
+
+def test_refuses_ddp_that_broadcasts_the_prior_sums(tmp_path, monkeypatch):
+    import torch.distributed as dist
+    for name, value in dict(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(_free_port()), RANK='0',
+                            LOCAL_RANK='0', WORLD_SIZE='1').items():
+        monkeypatch.setenv(name, value)
+    dist.init_process_group('gloo', rank=0, world_size=1)
+    try:
+        for broadcast in (True, False):
+            wrapper = dict(type='MMDistributedDataParallel', device_ids=None,
+                           broadcast_buffers=broadcast)
+            runner = build_runner(tmp_path / f'ddp_{broadcast}', max_steps=1, launcher='pytorch',
+                                  cfg=dict(model_wrapper_cfg=wrapper))
+            if broadcast:
+                with pytest.raises(ValueError, match='broadcast_buffers=False'):
+                    runner.train()
+            else:
+                runner.train()
+                prior, _ = oracle_prior(batch_order(3), interval=3, steps=3)
+                np.testing.assert_allclose(
+                    runner.model.module.gkl.prior.prior.double().numpy(), prior, rtol=1e-6)
+    finally:
+        dist.destroy_process_group()
+
+
+def _free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
