@@ -59,7 +59,7 @@ def soft_ce_attack(model: nn.Module, images: Tensor, *, eps: float, steps: int,
                    step_size: float, temperature: float = 1.0) -> Tensor:
     """The training attack of TRADES-style AT: sign-gradient ascent on a soft-label CE.
 
-    Starting at ``images + 0.001 * N(0, 1)``, each step moves by ``step_size`` along the
+    Starting at ``images + 0.001 * N(0, 1)`` (clipped to ``[0, 1]``), each step moves by ``step_size`` along the
     sign of the gradient of ``CE(softmax(natural / T), softmax(adversarial / T))``, computed
     by :func:`gkl_plugins.core.gkl_loss` with ``alpha=1, beta=0``, then projects onto the
     L-inf ball of radius ``eps`` around ``images`` and onto ``[0, 1]``. The natural logits

@@ -5,6 +5,7 @@ The model comes from the real mmengine Runner built from the shipped CIFAR-10 co
 normalisation in the data preprocessor so that pixel units and normalised units differ.
 """
 import copy
+import socket
 
 import pytest
 import torch
@@ -282,3 +283,39 @@ def test_options_are_checked(runner):
         broken[key] = value
         with pytest.raises(ValueError, match=message):
             MODELS.build(broken)
+
+
+def test_under_ddp_the_attack_bypasses_the_wrapper(runner, batch):
+    import torch.distributed as dist
+    from mmengine.model import MMDistributedDataParallel
+    from mmengine.optim import OptimWrapper
+    from mmpretrain.registry import MODELS
+    cfg = copy.deepcopy(runner.cfg.model)
+    cfg.data_preprocessor = runner.cfg.data_preprocessor
+    cfg.train_attack = dict(eps=EPS, steps=3, step_ratio=0.5, ramp=False)
+    torch.manual_seed(0)
+    model = MODELS.build(cfg).train()
+    owned = not dist.is_initialized()
+    if owned:
+        with socket.socket() as probe:  # a free port for the single-process group
+            probe.bind(('127.0.0.1', 0))
+            port = probe.getsockname()[1]
+        dist.init_process_group('gloo', init_method=f'tcp://127.0.0.1:{port}', rank=0,
+                                world_size=1)
+    try:
+        wrapper = MMDistributedDataParallel(module=model)
+        wrapper_calls, classifier_modes = [], []
+        wrapper.register_forward_pre_hook(lambda module, args: wrapper_calls.append(1))
+        model.classifier.register_forward_pre_hook(
+            lambda module, args: classifier_modes.append(module.training))
+        optim_wrapper = OptimWrapper(torch.optim.SGD(wrapper.parameters(), lr=0.01))
+        log_vars = wrapper.train_step(next(iter(runner.train_dataloader)), optim_wrapper)
+    finally:
+        if owned:
+            dist.destroy_process_group()
+    # One forward through DDP (the loss); the attack's natural pass and 3 steps ran on the
+    # unwrapped classifier in eval mode, then the two training passes in training mode.
+    assert len(wrapper_calls) == 1
+    assert classifier_modes == [False] * 4 + [True] * 2
+    assert {'loss', 'loss_ce', 'loss_gkl_mse', 'loss_gkl_ce'} <= set(log_vars)
+    assert model.classifier.training
