@@ -1,0 +1,444 @@
+"""The main job: GKL against its classic baselines on real data, from one command.
+
+Runs, through the package's own train commands and the shipped configs:
+
+1. a Fashion-MNIST teacher (mmpretrain);
+2. a student distilled with classic KD and with GKL (mmrazor), same schedule and seed;
+3. adversarial training with TRADES and with GKL (mmpretrain), evaluated on clean, PGD-20 and
+   AutoAttack accuracy;
+4. a short Detectron2 distillation on a detection set made of real Fashion-MNIST items
+   (when Detectron2 is importable).
+
+Each step trains in its own folder under ``--out`` and records ``result.json`` when it
+finishes; a rerun with the same settings reuses finished steps unless ``--force`` is given.
+At the end the results table is printed and written (``results.md``, ``results.json``) with
+figures (``*.png``) next to it.
+
+Usage::
+
+    python -m gkl_plugins.demo                      # the default run, about 15 min on 2 cores
+    python -m gkl_plugins.demo --preset long        # more data and epochs
+    python -m gkl_plugins.demo --steps at_trades,at_gkl --force
+"""
+import argparse
+import datetime
+import glob
+import hashlib
+import json
+import os
+import os.path as osp
+import platform
+import subprocess
+import sys
+import time
+from typing import Dict, List, Optional
+
+from .data import DataNotFoundError, load_fashion_mnist
+
+REPO_CONFIGS = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'configs')
+
+# Sizes of each preset. ``quick`` is what the test suite runs; ``default`` is the README's
+# front door (about 15 minutes on 2 cores); ``long`` trains longer on all the data.
+PRESETS: Dict[str, Dict[str, Optional[int]]] = {
+    'quick': dict(train_samples=200, val_samples=200, teacher_epochs=1, student_epochs=1,
+                  at_epochs=1, pgd_samples=32, autoattack_samples=4, det_train_images=8,
+                  det_test_images=4, det_teacher_iters=2, det_student_iters=2),
+    'default': dict(train_samples=10000, val_samples=2000, teacher_epochs=4,
+                    student_epochs=4, at_epochs=4, pgd_samples=1000, autoattack_samples=100,
+                    det_train_images=200, det_test_images=50, det_teacher_iters=150,
+                    det_student_iters=100),
+    'long': dict(train_samples=None, val_samples=None, teacher_epochs=20, student_epochs=20,
+                 at_epochs=20, pgd_samples=None, autoattack_samples=1000,
+                 det_train_images=2000, det_test_images=200, det_teacher_iters=2000,
+                 det_student_iters=2000),
+}
+
+STEP_ORDER = ('teacher', 'kd', 'gkl', 'at_trades', 'at_gkl', 'det_teacher', 'det_student',
+              'det_gkl')
+
+
+def _log(msg: str) -> None:
+    print(f'[demo {datetime.datetime.now():%H:%M:%S}] {msg}', flush=True)
+
+
+def _latest(pattern: str) -> Optional[str]:
+    matches = sorted(glob.glob(pattern), key=osp.getmtime)
+    return matches[-1] if matches else None
+
+
+def read_mmengine_scalars(work_dir: str) -> List[dict]:
+    """Records of mmengine's LocalVisBackend (``<work_dir>/<time>/vis_data/scalars.json``)."""
+    path = _latest(osp.join(work_dir, '*', 'vis_data', 'scalars.json'))
+    if path is None:
+        return []
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def read_detectron2_metrics(output_dir: str) -> List[dict]:
+    """Records of detectron2's JSONWriter (``metrics.json``)."""
+    path = osp.join(output_dir, 'metrics.json')
+    if not osp.exists(path):
+        return []
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def mmengine_last_checkpoint(work_dir: str) -> Optional[str]:
+    path = osp.join(work_dir, 'last_checkpoint')
+    if not osp.exists(path):
+        return None
+    with open(path) as f:
+        ckpt = f.read().strip()
+    return ckpt if osp.exists(ckpt) else None
+
+
+class Step:
+    """One training run of the demo: a command, its folder, and how to read its results."""
+
+    def __init__(self, name: str, title: str, kind: str, config: str, options: List[str],
+                 needs: Optional[str] = None):
+        self.name = name
+        self.title = title
+        self.kind = kind  # 'mmengine' or 'detectron2'
+        self.config = osp.join(REPO_CONFIGS, config)
+        self.options = options
+        self.needs = needs
+
+    def command(self, work_dir: str, needed: Optional[dict]) -> List[str]:
+        options = list(self.options)
+        if self.kind == 'mmengine':
+            if needed is not None:
+                options.append(f'model.teacher_ckpt={needed["checkpoint"]}')
+            return [sys.executable, '-m', 'gkl_plugins.mmengine.train', self.config,
+                    '--work-dir', work_dir, '--cfg-options', *options]
+        if needed is not None:
+            options += ['MODEL.GKL.TEACHER.WEIGHTS', needed['checkpoint']]
+        return [sys.executable, '-m', 'gkl_plugins.detectron2.train_net', '--config-file',
+                self.config, *options, 'OUTPUT_DIR', work_dir]
+
+    def fingerprint(self, needed: Optional[dict]) -> str:
+        with open(self.config, 'rb') as f:
+            text = f.read()
+        key = json.dumps([self.options, needed and needed.get('fingerprint')]).encode()
+        return hashlib.sha1(text + key).hexdigest()[:16]
+
+
+def build_steps(preset: Dict[str, Optional[int]]) -> Dict[str, Step]:
+    p = preset
+
+    def size(key):
+        return 'None' if p[key] is None else str(p[key])
+
+    data = [f'train_dataloader.dataset.num_samples={size("train_samples")}',
+            f'val_dataloader.dataset.num_samples={size("val_samples")}']
+    teacher = [f'train_cfg.max_epochs={p["teacher_epochs"]}', *data]
+    student = [f'train_cfg.max_epochs={p["student_epochs"]}', *data]
+    # Robust accuracy is costly on a CPU: evaluate once, after the last epoch.
+    adversarial = [f'train_cfg.max_epochs={p["at_epochs"]}',
+                   f'train_cfg.val_interval={p["at_epochs"]}', *data,
+                   f'model.eval_attacks.pgd20.num_samples={size("pgd_samples")}',
+                   f'model.eval_attacks.autoattack.num_samples={size("autoattack_samples")}']
+    det_data = ['DATASETS.TRAIN', f'("fashion_mnist_det_train_{p["det_train_images"]}",)',
+                'DATASETS.TEST', f'("fashion_mnist_det_val_{p["det_test_images"]}",)']
+
+    def det_iters(n):
+        # The learning-rate warm-up and decay steps must lie inside the run.
+        return ['SOLVER.MAX_ITER', str(n), 'SOLVER.WARMUP_ITERS', str(max(1, n // 5)),
+                'SOLVER.STEPS', f'({max(2, (3 * n) // 4)},)', 'SOLVER.CHECKPOINT_PERIOD',
+                str(n), 'MODEL.GKL.PRIOR_INTERVAL', str(max(1, n // 4)),
+                'MODEL.GKL.WARMUP_ITERS', str(max(1, n // 4))]
+
+    steps = [
+        Step('teacher', 'Teacher (ResNet-18/3 stages)', 'mmengine',
+             'mmpretrain/fashion_mnist/teacher.py', teacher),
+        Step('kd', 'Student, classic KD', 'mmengine', 'mmrazor/fashion_mnist/kd.py', student,
+             needs='teacher'),
+        Step('gkl', 'Student, GKL', 'mmengine', 'mmrazor/fashion_mnist/gkl.py', student,
+             needs='teacher'),
+        Step('at_trades', 'Adversarial training, TRADES', 'mmengine',
+             'mmpretrain/fashion_mnist/at_trades.py', adversarial),
+        Step('at_gkl', 'Adversarial training, GKL', 'mmengine',
+             'mmpretrain/fashion_mnist/at_gkl.py', adversarial),
+        Step('det_teacher', 'Detector teacher (R-50-FPN)', 'detectron2',
+             'detectron2/faster_rcnn_R50_FPN_teacher.yaml',
+             det_data + det_iters(p['det_teacher_iters'])),
+        Step('det_student', 'Detector student (R-18-FPN), no distillation', 'detectron2',
+             'detectron2/faster_rcnn_R18_FPN_student.yaml',
+             det_data + det_iters(p['det_student_iters'])),
+        Step('det_gkl', 'Detector student (R-18-FPN), GKL', 'detectron2',
+             'detectron2/faster_rcnn_R18_FPN_gkl_distill.yaml',
+             det_data + det_iters(p['det_student_iters']), needs='det_teacher'),
+    ]
+    return {s.name: s for s in steps}
+
+
+def _mmengine_result(work_dir: str) -> dict:
+    records = read_mmengine_scalars(work_dir)
+    train = [r for r in records if 'loss' in r]
+    val = [r for r in records if 'loss' not in r and 'lr' not in r]
+    metrics = {}
+    if val:
+        last = val[-1]
+        for key, value in last.items():
+            if key in ('step', 'epoch', 'iter', 'data_time', 'time'):
+                continue
+            if isinstance(value, (int, float)):
+                metrics[key] = float(value)
+    return dict(metrics=metrics, checkpoint=mmengine_last_checkpoint(work_dir),
+                curve=[{k: r[k] for k in r if k == 'step' or k.startswith('loss')}
+                       for r in train],
+                val_curve=val)
+
+
+def _detectron2_result(work_dir: str) -> dict:
+    records = read_detectron2_metrics(work_dir)
+    train = [r for r in records if 'total_loss' in r]
+    evals = [r for r in records if any(k.startswith('bbox/') for k in r)]
+    metrics = {}
+    if evals:
+        metrics = {k: float(v) for k, v in evals[-1].items() if k.startswith('bbox/')}
+    ckpt = osp.join(work_dir, 'model_final.pth')
+    return dict(metrics=metrics, checkpoint=ckpt if osp.exists(ckpt) else None,
+                curve=[{k: r[k] for k in r if k == 'iteration' or 'loss' in k} for r in train],
+                val_curve=evals)
+
+
+def run_step(step: Step, out_dir: str, results: Dict[str, dict], force: bool) -> dict:
+    work_dir = osp.join(out_dir, step.name)
+    needed = results.get(step.needs) if step.needs else None
+    if step.needs and (needed is None or not needed.get('checkpoint')):
+        raise RuntimeError(f'step {step.name} needs a finished {step.needs} step; run it too')
+    fingerprint = step.fingerprint(needed)
+    result_file = osp.join(work_dir, 'result.json')
+    if not force and osp.exists(result_file):
+        with open(result_file) as f:
+            previous = json.load(f)
+        if previous.get('fingerprint') == fingerprint and previous.get('checkpoint') and \
+                osp.exists(previous['checkpoint']):
+            _log(f'{step.name}: reusing the finished run in {work_dir} (--force to rerun)')
+            return previous
+    os.makedirs(work_dir, exist_ok=True)
+    cmd = step.command(work_dir, needed)
+    _log(f'{step.name}: {step.title}\n    $ ' + ' '.join(cmd))
+    start = time.time()
+    env = dict(os.environ)
+    env.setdefault('GKL_CACHE_DIR', osp.join(out_dir, 'cache'))
+    proc = subprocess.run(cmd, env=env)
+    elapsed = time.time() - start
+    if proc.returncode != 0:
+        raise RuntimeError(f'step {step.name} failed (exit {proc.returncode}); its logs are '
+                           f'in {work_dir}')
+    result = _mmengine_result(work_dir) if step.kind == 'mmengine' else \
+        _detectron2_result(work_dir)
+    result.update(name=step.name, title=step.title, seconds=elapsed, fingerprint=fingerprint,
+                  command=cmd)
+    with open(result_file, 'w') as f:
+        json.dump(result, f, indent=1)
+    _log(f'{step.name}: done in {elapsed / 60:.1f} min')
+    return result
+
+
+def _fmt(value: Optional[float], digits: int = 2) -> str:
+    return '-' if value is None else f'{value:.{digits}f}'
+
+
+def _metric(result: Optional[dict], *keys: str) -> Optional[float]:
+    if not result:
+        return None
+    for key in keys:
+        if key in result['metrics']:
+            return result['metrics'][key]
+    return None
+
+
+def results_table(results: Dict[str, dict]) -> str:
+    """The markdown tables of the classification and detection steps that ran."""
+    lines = ['| step | method | clean acc. (%) | PGD-20 acc. (%) | AutoAttack acc. (%) '
+             '| wall time (min) |', '|---|---|---|---|---|---|']
+    for name in ('teacher', 'kd', 'gkl', 'at_trades', 'at_gkl'):
+        r = results.get(name)
+        if r is None:
+            continue
+        clean = _metric(r, 'robust/clean', 'accuracy/top1')
+        pgd = _metric(r, 'robust/pgd20')
+        aa = _metric(r, 'robust/autoattack')
+        if aa is not None and _metric(r, 'robust/clean_autoattack') is not None:
+            aa_text = f'{aa:.2f} (clean {_metric(r, "robust/clean_autoattack"):.2f} on the ' \
+                      'same subset)'
+        else:
+            aa_text = _fmt(aa)
+        lines.append(f'| {name} | {r["title"]} | {_fmt(clean)} | {_fmt(pgd)} | {aa_text} '
+                     f'| {r["seconds"] / 60:.1f} |')
+    det = [results[n] for n in ('det_teacher', 'det_student', 'det_gkl') if n in results]
+    if det:
+        lines += ['', '| step | method | box AP | AP50 | wall time (min) |',
+                  '|---|---|---|---|---|']
+        for r in det:
+            lines.append(f'| {r["name"]} | {r["title"]} | {_fmt(_metric(r, "bbox/AP"))} '
+                         f'| {_fmt(_metric(r, "bbox/AP50"))} | {r["seconds"] / 60:.1f} |')
+    return '\n'.join(lines)
+
+
+def _versions() -> Dict[str, str]:
+    import importlib
+    versions = {'python': platform.python_version()}
+    for name in ('torch', 'torchvision', 'mmengine', 'mmpretrain', 'mmrazor', 'detectron2',
+                 'torchattacks'):
+        try:
+            versions[name] = importlib.import_module(name).__version__
+        except Exception:  # a host that is absent or broken at import is simply not listed
+            continue
+    return versions
+
+
+def _load_prior(checkpoint: str):
+    import torch
+
+    # The file was written by this demo's own run a moment ago.
+    state = torch.load(checkpoint, map_location='cpu', weights_only=False)
+    state = state.get('state_dict', state)
+    for key, value in state.items():
+        if key.endswith('prior.prior'):
+            return key, value.float().numpy()
+    return None, None
+
+
+def plot_results(results: Dict[str, dict], out_dir: str) -> List[str]:
+    """Training curves of each pair of runs and heat maps of the learned class priors."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    from .data import FASHION_MNIST_CLASSES
+
+    written = []
+    pairs = [('distillation', ('kd', 'gkl'), 'step', 'loss'),
+             ('adversarial_training', ('at_trades', 'at_gkl'), 'step', 'loss'),
+             ('detection', ('det_student', 'det_gkl'), 'iteration', 'total_loss')]
+    for title, names, x_key, y_key in pairs:
+        runs = [results[n] for n in names if n in results]
+        if not runs:
+            continue
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for r in runs:
+            xs = [c[x_key] for c in r['curve'] if y_key in c]
+            ys = [c[y_key] for c in r['curve'] if y_key in c]
+            ax.plot(xs, ys, label=r['title'])
+        ax.set_xlabel('iteration')
+        ax.set_ylabel(f'training {y_key.replace("_", " ")}')
+        ax.set_title(f'{title.replace("_", " ")}: training loss')
+        ax.legend()
+        fig.tight_layout()
+        path = osp.join(out_dir, f'curves_{title}.png')
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+        written.append(path)
+
+    for name in ('gkl', 'at_gkl'):
+        r = results.get(name)
+        if not r or not r.get('checkpoint'):
+            continue
+        key, prior = _load_prior(r['checkpoint'])
+        if prior is None:
+            continue
+        fig, ax = plt.subplots(figsize=(6.5, 5.5))
+        image = ax.imshow(prior, cmap='viridis')
+        ticks = range(len(FASHION_MNIST_CLASSES))
+        ax.set_xticks(ticks, FASHION_MNIST_CLASSES, rotation=60, ha='right', fontsize=8)
+        ax.set_yticks(ticks, FASHION_MNIST_CLASSES, fontsize=8)
+        ax.set_xlabel('predicted class j')
+        ax.set_ylabel('true class y')
+        ax.set_title(f'{r["title"]}: learned class prior P[y, j]')
+        fig.colorbar(image, ax=ax)
+        fig.tight_layout()
+        path = osp.join(out_dir, f'prior_{name}.png')
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        prog='python -m gkl_plugins.demo', description=__doc__.split('\n\n')[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--out', default='outputs/demo', help='output folder')
+    parser.add_argument('--preset', choices=sorted(PRESETS), default='default',
+                        help='sizes: quick (a smoke run), default (~15 min), long')
+    parser.add_argument('--epochs', type=int, default=None,
+                        help='epochs of every classification step (overrides the preset)')
+    parser.add_argument('--det-iters', type=int, default=None,
+                        help='iterations of every detection step (overrides the preset)')
+    parser.add_argument('--steps', default=','.join(STEP_ORDER),
+                        help=f'comma-separated steps to run, from: {",".join(STEP_ORDER)}; '
+                        'steps they need are run or reused too')
+    parser.add_argument('--force', action='store_true', help='rerun finished steps')
+    parser.add_argument('--no-detectron2', action='store_true',
+                        help='skip the detection steps')
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    preset = dict(PRESETS[args.preset])
+    if args.epochs is not None:
+        preset.update(teacher_epochs=args.epochs, student_epochs=args.epochs,
+                      at_epochs=args.epochs)
+    if args.det_iters is not None:
+        preset.update(det_teacher_iters=args.det_iters, det_student_iters=args.det_iters)
+    steps = build_steps(preset)
+    wanted = [s.strip() for s in args.steps.split(',') if s.strip()]
+    unknown = [s for s in wanted if s not in steps]
+    if unknown:
+        print(f'unknown steps {unknown}; choose from {",".join(STEP_ORDER)}', file=sys.stderr)
+        return 2
+    try:
+        load_fashion_mnist('test')
+    except DataNotFoundError as exc:
+        print(f'gkl_plugins.demo: {exc}', file=sys.stderr)
+        return 2
+
+    import importlib.util
+    if args.no_detectron2 or importlib.util.find_spec('detectron2') is None:
+        if not args.no_detectron2:
+            _log('detectron2 is not installed: skipping the detection steps '
+                 '(scripts/install_detectron2.sh installs it)')
+        wanted = [s for s in wanted if steps[s].kind != 'detectron2']
+    plan = []
+    for name in STEP_ORDER:
+        if name in wanted or any(steps[w].needs == name for w in wanted):
+            plan.append(name)
+
+    out_dir = osp.abspath(args.out)
+    os.makedirs(out_dir, exist_ok=True)
+    results: Dict[str, dict] = {}
+    started = time.time()
+    for name in plan:
+        # A needed step that is only there as a dependency is reused when it finished.
+        force = args.force and name in wanted
+        try:
+            results[name] = run_step(steps[name], out_dir, results, force)
+        except RuntimeError as exc:
+            print(f'gkl_plugins.demo: {exc}', file=sys.stderr)
+            return 1
+
+    table = results_table(results)
+    figures = plot_results(results, out_dir)
+    summary = dict(date=datetime.datetime.now().isoformat(timespec='seconds'),
+                   machine=dict(platform=platform.platform(), cpus=os.cpu_count()),
+                   versions=_versions(), preset=args.preset, settings=preset,
+                   total_minutes=(time.time() - started) / 60, results=results,
+                   figures=[osp.basename(f) for f in figures])
+    with open(osp.join(out_dir, 'results.json'), 'w') as f:
+        json.dump(summary, f, indent=1)
+    with open(osp.join(out_dir, 'results.md'), 'w') as f:
+        f.write(table + '\n')
+    print('\n' + table + '\n')
+    _log(f'results, raw numbers and figures are in {out_dir} '
+         f'(total {summary["total_minutes"]:.1f} min)')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
