@@ -16,8 +16,9 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 from mmengine.logging import MessageHub
-from mmengine.model import BaseModel
+from mmengine.model import BaseModel, MMDistributedDataParallel
 from mmengine.optim import OptimWrapper
+from mmengine.registry import MODEL_WRAPPERS
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 from torch import Tensor, nn
@@ -59,9 +60,10 @@ def soft_ce_attack(model: nn.Module, images: Tensor, *, eps: float, steps: int,
                    step_size: float, temperature: float = 1.0) -> Tensor:
     """The training attack of TRADES-style AT: sign-gradient ascent on a soft-label CE.
 
-    Starting at ``images + 0.001 * N(0, 1)`` (clipped to ``[0, 1]``), each step moves by ``step_size`` along the
-    sign of the gradient of ``CE(softmax(natural / T), softmax(adversarial / T))``, computed
-    by :func:`gkl_plugins.core.gkl_loss` with ``alpha=1, beta=0``, then projects onto the
+    Starting at ``images + 0.001 * N(0, 1)`` clipped to ``[0, 1]``, each step moves by
+    ``step_size`` along the sign of the gradient of
+    ``CE(softmax(natural / T), softmax(adversarial / T))``, computed by
+    :func:`gkl_plugins.core.gkl_loss` with ``alpha=1, beta=0``, then projects onto the
     L-inf ball of radius ``eps`` around ``images`` and onto ``[0, 1]``. The natural logits
     are computed once, without gradient. With ``T = 1`` this is the KL objective of
     ``torchattacks.TPGD`` (both have the same gradient in the adversarial input).
@@ -155,10 +157,11 @@ class AdversarialClassifier(BaseModel):
         init_cfg (dict, optional): mmengine initialisation config. Defaults to None.
 
     Note:
-        AWP runs in this model's ``train_step``. mmengine's ``MMDistributedDataParallel``
-        calls ``forward`` directly, so under DDP AWP raises an error (the attack itself is
-        supported: it always runs on the unwrapped classifier). Batch augmentations that
-        produce soft labels (Mixup, CutMix) are not supported.
+        The attack always runs on the unwrapped classifier, never through a distributed
+        wrapper. AWP runs in this model's ``train_step``, which mmengine's
+        ``MMDistributedDataParallel`` bypasses: with AWP under DDP, use
+        ``model_wrapper_cfg=dict(type='AdversarialDistributedDataParallel')``. Batch
+        augmentations that produce soft labels (Mixup, CutMix) are not supported.
     """
 
     def __init__(self,
@@ -355,9 +358,9 @@ class AdversarialClassifier(BaseModel):
         """Craft adversarial examples and return the loss parts (mmengine ``mode='loss'``)."""
         if self._awp_active():
             raise RuntimeError(
-                'AWP runs in AdversarialClassifier.train_step, which a model wrapper such as '
-                'MMDistributedDataParallel bypasses; train without AWP under DDP (set '
-                'model.awp=None)')
+                "AWP runs in AdversarialClassifier.train_step, which mmengine's "
+                'MMDistributedDataParallel bypasses; under DDP set model_wrapper_cfg='
+                'dict(type="AdversarialDistributedDataParallel") in the config')
         return self.robust_losses(inputs, self.craft_adversarial(inputs), data_samples)
 
     def _awp_active(self) -> bool:
@@ -404,9 +407,22 @@ class AdversarialClassifier(BaseModel):
                 steps.append((param, scale * grad))
         return steps
 
-    def train_step(self, data, optim_wrapper: OptimWrapper) -> Dict[str, Tensor]:
-        """mmengine's train step, with AWP around the optimizer update when enabled."""
-        with optim_wrapper.optim_context(self):
+    def train_step(self, data, optim_wrapper: OptimWrapper, *,
+                   wrapper: Optional[nn.Module] = None) -> Dict[str, Tensor]:
+        """mmengine's train step, with AWP around the optimizer update when enabled.
+
+        Args:
+            data (dict): A batch from the dataloader.
+            optim_wrapper (OptimWrapper): Updates the parameters.
+            wrapper (nn.Module, optional): The distributed wrapper of this model: the loss
+                forward runs through it (gradient synchronisation), the attack and the AWP
+                ascent on this model itself. Defaults to None.
+
+        Returns:
+            dict: The logged loss values.
+        """
+        loss_forward = self if wrapper is None else wrapper
+        with optim_wrapper.optim_context(loss_forward):
             data = self.data_preprocessor(data, True)
             inputs, data_samples = data['inputs'], data['data_samples']
             adversarial = self.craft_adversarial(inputs)
@@ -416,7 +432,7 @@ class AdversarialClassifier(BaseModel):
                 with torch.no_grad():
                     for param, step in perturbation:
                         param.add_(step)
-            losses = self.robust_losses(inputs, adversarial, data_samples)
+            losses = loss_forward(inputs, data_samples, mode='loss', adversarial=adversarial)
         parsed_loss, log_vars = self.parse_losses(losses)
         optim_wrapper.update_params(parsed_loss)
         with torch.no_grad():
@@ -477,13 +493,40 @@ class AdversarialClassifier(BaseModel):
         return results
 
     def forward(self, inputs: Tensor, data_samples: Optional[List[DataSample]] = None,
-                mode: str = 'tensor'):
-        """mmengine's forward: ``'tensor'`` logits, ``'loss'`` loss parts, ``'predict'``."""
+                mode: str = 'tensor', adversarial: Optional[Tensor] = None):
+        """mmengine's forward: ``'tensor'`` logits, ``'loss'`` loss parts, ``'predict'``.
+
+        With ``mode='loss'``, ``adversarial`` (pixels like ``inputs``) skips the attack.
+        """
         if mode == 'tensor':
             return self.logits(inputs)
         if mode == 'loss':
+            if adversarial is not None:
+                return self.robust_losses(inputs, adversarial, data_samples)
             return self.loss(inputs, data_samples)
         if mode == 'predict':
             return self.predict(inputs, data_samples)
         raise ValueError(f'mode must be "tensor", "loss" or "predict", got {mode!r}')
 
+
+
+@MODEL_WRAPPERS.register_module()
+class AdversarialDistributedDataParallel(MMDistributedDataParallel):
+    """mmengine's DDP wrapper, handing the train step to :class:`AdversarialClassifier`.
+
+    The model crafts the attack and the AWP step on itself and runs only the loss forward
+    through this wrapper, so gradients are synchronised once per step. Each process takes
+    the AWP step of its own batch; it is removed after the optimizer step, so the weights
+    stay identical across processes. Buffers are not broadcast (each process keeps its own
+    class-prior sums, which :class:`GKLPriorHook` all-reduces).
+
+    Example:
+        >>> model_wrapper_cfg = dict(type='AdversarialDistributedDataParallel')
+    """
+
+    def __init__(self, module: nn.Module, **kwargs):
+        kwargs.setdefault('broadcast_buffers', False)
+        super().__init__(module=module, **kwargs)
+
+    def train_step(self, data, optim_wrapper: OptimWrapper) -> Dict[str, Tensor]:
+        return self.module.train_step(data, optim_wrapper, wrapper=self)

@@ -265,7 +265,7 @@ def test_awp_under_a_wrapper_is_refused(runner, batch):
     cfg.awp = dict(gamma=0.005, begin_epoch=1)
     cfg.data_preprocessor = runner.cfg.data_preprocessor
     model = MODELS.build(cfg).train()
-    with pytest.raises(RuntimeError, match='AWP'):
+    with pytest.raises(RuntimeError, match='AdversarialDistributedDataParallel'):
         model(inputs, samples, mode='loss')
 
 
@@ -319,3 +319,48 @@ def test_under_ddp_the_attack_bypasses_the_wrapper(runner, batch):
     assert classifier_modes == [False] * 4 + [True] * 2
     assert {'loss', 'loss_ce', 'loss_gkl_mse', 'loss_gkl_ce'} <= set(log_vars)
     assert model.classifier.training
+
+
+def test_awp_through_the_adversarial_ddp_wrapper_equals_the_plain_step(runner):
+    import torch.distributed as dist
+    from mmengine.optim import OptimWrapper
+    from mmengine.registry import MODEL_WRAPPERS
+    from mmpretrain.registry import MODELS
+    cfg = copy.deepcopy(runner.cfg.model)
+    cfg.data_preprocessor = runner.cfg.data_preprocessor
+    cfg.awp = dict(gamma=0.005, begin_epoch=1)
+    cfg.train_attack = dict(eps=EPS, steps=2, step_ratio=1.0, ramp=False)
+    torch.manual_seed(0)
+    plain = MODELS.build(cfg).train()
+    wrapped = copy.deepcopy(plain)
+    data_batch = next(iter(runner.train_dataloader))
+
+    torch.manual_seed(5)
+    plain_log = plain.train_step(
+        data_batch, OptimWrapper(torch.optim.SGD(plain.parameters(), lr=0.1)))
+
+    owned = not dist.is_initialized()
+    if owned:
+        with socket.socket() as probe:
+            probe.bind(('127.0.0.1', 0))
+            port = probe.getsockname()[1]
+        dist.init_process_group('gloo', init_method=f'tcp://127.0.0.1:{port}', rank=0,
+                                world_size=1)
+    try:
+        wrapper = MODEL_WRAPPERS.build(dict(type='AdversarialDistributedDataParallel'),
+                                       default_args=dict(module=wrapped))
+        assert not wrapper.broadcast_buffers
+        wrapper_calls = []
+        wrapper.register_forward_pre_hook(lambda module, args: wrapper_calls.append(1))
+        torch.manual_seed(5)
+        wrapped_log = wrapper.train_step(
+            data_batch, OptimWrapper(torch.optim.SGD(wrapper.parameters(), lr=0.1)))
+    finally:
+        if owned:
+            dist.destroy_process_group()
+    # One process: the synchronised gradients are the local ones, so both steps agree.
+    assert len(wrapper_calls) == 1
+    for key in plain_log:
+        assert float(wrapped_log[key]) == pytest.approx(float(plain_log[key]), rel=1e-5)
+    for (name, a), (_, b) in zip(plain.state_dict().items(), wrapped.state_dict().items()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7, msg=name)
