@@ -101,64 +101,72 @@ class _Spec(NamedTuple):
     check_finite: bool
 
 
-def _shifted_softmax(logits: Tensor, inv_temperature: float):
-    """Scaled logits with row max 0, their softmax, and its ``(B, 1)`` log-normaliser.
+def _scaled(logits: Tensor, inv_temperature: float) -> Tensor:
+    """``logits * inv_temperature`` in a fresh buffer, shifted by a constant per row.
 
-    Subtracting the row max first is exact (the values are close), so a common offset of
-    the logits is gone before it can cost precision in the products that follow.
+    Scaling by a power of two is exact. Any other factor would round a large common offset
+    into every entry, so each row's max is subtracted first, which is exact there (the
+    values are close); log_softmax does not see the shift.
     """
-    shifted = logits - logits.amax(dim=1, keepdim=True)
-    if inv_temperature != 1:
-        shifted.mul_(inv_temperature)
-    probs = shifted.exp()
-    norm = probs.sum(dim=1, keepdim=True)
-    return shifted, probs.div_(norm), norm.log_()
+    if math.frexp(inv_temperature)[0] == 0.5:
+        return logits * inv_temperature
+    return logits.sub(logits.amax(dim=1, keepdim=True)).mul_(inv_temperature)
 
 
 class _GKLParts(torch.autograd.Function):
     """The reduced, weighted wMSE and soft-label CE parts and their sum, in one node.
 
-    Cost, which this layout keeps close to that of plain KD: one exponential pass per
-    input (plus one on the teacher when ``gamma != 1``) and none in backward; five fresh
-    ``(B, C)`` buffers in forward (the shifted logits and the softmax of each input, the
-    weights), the others reusing buffers that are no longer needed. Both matter on CPU,
-    where a fresh buffer costs page faults; the single node matters at small ``C``, where
-    time goes into per-operation overhead. Everything is computed on the logits divided by
-    ``T``; the wMSE is multiplied back by ``T^2``.
+    The log-probabilities stand in for the logits: ``log q - log p`` differs from
+    ``(z - t) / T`` by a constant per row, which the centring removes, so the wMSE is taken
+    on them and multiplied back by ``T^2``. This layout keeps the cost close to that of
+    plain KD: few operations (what counts at small ``C``), and at large ``C`` few passes
+    over ``(B, C)`` and few fresh ``(B, C)`` buffers, the scaled inputs being reused as
+    scratch space. Saved for backward: both softmaxes and the weighted centred differences.
     """
 
     @staticmethod
-    def forward(ctx, student, teacher, class_weights, spec: _Spec):
+    def forward(ctx, student, teacher, class_weights, spec: _Spec, parts: bool):
         ctx.set_materialize_grads(False)
         batch = student.shape[0]
         temperature = spec.temperature
-        z, q, log_norm = _shifted_softmax(student, 1.0 / temperature)
-        t, p, teacher_log_norm = _shifted_softmax(teacher, 1.0 / temperature)
+        if temperature == 1:
+            log_q = F.log_softmax(student, dim=1)
+            log_p = F.log_softmax(teacher, dim=1)
+            scratch, spare = torch.empty_like(log_q), None
+        else:
+            scratch = _scaled(student, 1.0 / temperature)
+            spare = _scaled(teacher, 1.0 / temperature)
+            log_q = F.log_softmax(scratch, dim=1)
+            log_p = F.log_softmax(spare, dim=1)
+        p = log_p.exp()
 
         if class_weights is not None:
             weights = class_weights if spec.gamma == 1 else class_weights.pow(spec.gamma)
         elif spec.weight_temperature == temperature:
             # softmax ** gamma as exp(gamma * log softmax): the tiny probabilities that
             # rounding would flush to zero are lifted as they should be.
-            weights = p if spec.gamma == 1 else t.sub(teacher_log_norm).mul_(spec.gamma).exp_()
+            weights = p if spec.gamma == 1 else torch.mul(log_p, spec.gamma, out=spare).exp_()
         else:
-            scaled = t * (temperature / spec.weight_temperature)
-            scaled_log_norm = scaled.exp().sum(dim=1, keepdim=True).log_()
-            weights = scaled.sub_(scaled_log_norm).mul_(spec.gamma).exp_()
+            weights = F.log_softmax(_scaled(teacher, 1.0 / spec.weight_temperature), dim=1)
+            weights = weights.mul_(spec.gamma).exp_()
 
-        # (1/4) sum_jk u_j u_k (d_j - d_k)^2 == (1/2) U sum_j u_j (d_j - dbar)^2. From here on
-        # t holds d = z - t and z is scratch space; neither is needed as it was.
-        centred = torch.sub(z, t, out=t)
-        # - sum_j p_j log q_j == logsumexp(z) - sum_j p_j z_j, as the p_j sum to 1.
-        ce = log_norm.squeeze(1) - z.mul_(p).sum(dim=1)
+        # sum_j p_j log q_j, the CE part with its sign flipped (put back by the coefficient).
+        if spec.reduction == 'none':
+            neg_ce = torch.mul(p, log_q, out=scratch).sum(dim=1)
+        else:
+            neg_ce = torch.mul(p, log_q, out=scratch).sum()
+
+        # (1/4) sum_jk u_j u_k (d_j - d_k)^2 == (1/2) U sum_j u_j (d_j - dbar)^2
+        centred = torch.sub(log_q, log_p, out=log_p)
+        q = log_q.exp_()
         total = weights.sum(dim=1)
         tiny = torch.finfo(total.dtype).tiny
         # Softmax weights always have U > 0. An all-zero row of class weights adds 0 to the
-        # wMSE; the floor only avoids 0 / 0 there.
+        # wMSE; the floor only avoids 0 / 0 there, as it does for an empty batch below.
         safe_total = total if class_weights is None else total.clamp_min(tiny)
-        mean = torch.mul(weights, centred, out=z).sum(dim=1).div_(safe_total)
+        mean = torch.mul(weights, centred, out=scratch).sum(dim=1).div_(safe_total)
         centred.sub_(mean.unsqueeze(1))
-        weighted = torch.mul(weights, centred, out=z)
+        weighted = torch.mul(weights, centred, out=scratch)
         spread = centred.mul_(weighted).sum(dim=1)
 
         mse_coef = 0.5 * spec.mse_scale * temperature ** 2 * spec.beta
@@ -168,13 +176,17 @@ class _GKLParts(torch.autograd.Function):
         if spec.reduction != 'none':
             ce_coef *= (batch if spec.reduction == 'sum' else 1.0) / max(batch, 1)
         if spec.normalize == 'weights':
-            mse_coef = mse_coef / torch.dot(total, total).clamp_min(tiny)
+            norm = torch.dot(total, total)
+            if class_weights is not None or batch == 0:
+                norm = norm.clamp_min(tiny)
+            mse_coef = mse_coef / norm
         else:
             mse_coef = mse_coef / max(batch, 1)
         if spec.reduction == 'none':
-            mse, ce = spread.mul_(total).mul_(mse_coef), ce.mul_(ce_coef)
+            mse = spread.mul_(total).mul_(mse_coef)
         else:
-            mse, ce = torch.dot(total, spread) * mse_coef, ce.sum() * ce_coef
+            mse = torch.dot(total, spread) * mse_coef
+        ce = neg_ce * -ce_coef
         loss = mse + ce
         if spec.check_finite:
             _raise_if_not_finite(loss, [('student logits', student),
@@ -185,11 +197,13 @@ class _GKLParts(torch.autograd.Function):
         # Gradients are taken with respect to the unscaled logits, hence 1 / T.
         ctx.coefs = (2.0 / temperature * mse_coef, ce_coef / temperature)
         ctx.mse_to_student = spec.mse_to_student
-        return loss, mse, ce
+        # Each output costs autograd bookkeeping, noticeable at small C: the parts only on
+        # request.
+        return (loss, mse, ce) if parts else loss
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(ctx, grad_loss, grad_mse, grad_ce):
+    def backward(ctx, grad_loss, grad_mse=None, grad_ce=None):
         q, p, weighted, total = ctx.saved_tensors
         mse_coef, ce_coef = ctx.coefs
         grad_mse = _add_grads(grad_loss, grad_mse)
@@ -208,7 +222,7 @@ class _GKLParts(torch.autograd.Function):
                                 else grad_student.addcmul_(weighted, grad_d))
         if ctx.needs_input_grad[1] and grad_d is not None:
             grad_teacher = weighted * grad_d.neg_()
-        return grad_student, grad_teacher, None, None
+        return grad_student, grad_teacher, None, None, None
 
 
 def _add_grads(first: Optional[Tensor], second: Optional[Tensor]) -> Optional[Tensor]:
@@ -298,9 +312,9 @@ def gkl_loss(student_logits: Tensor,
         class_weights = class_weights.detach().to(dtype)
     spec = _Spec(float(temperature), float(weight_temperature), float(gamma), 1.0, True,
                  float(alpha), float(beta), normalize, reduction, check_finite)
-    out = GKLOutput(*_GKLParts.apply(_as(student_logits, dtype), _as(teacher_logits, dtype),
-                                     class_weights, spec))
-    return out if return_parts else out.loss
+    out = _GKLParts.apply(_as(student_logits, dtype), _as(teacher_logits, dtype),
+                          class_weights, spec, return_parts)
+    return GKLOutput(*out) if return_parts else out
 
 
 def dkl_loss(student_logits: Tensor,
@@ -346,9 +360,9 @@ def dkl_loss(student_logits: Tensor,
     # the soft targets themselves and the student's differences carry no gradient.
     spec = _Spec(float(temperature), float(temperature), 1.0, 1.0 / temperature ** 2, False,
                  float(alpha), float(beta), 'batch', reduction, check_finite)
-    out = GKLOutput(*_GKLParts.apply(_as(student_logits, dtype), _as(teacher_logits, dtype),
-                                     None, spec))
-    return out if return_parts else out.loss
+    out = _GKLParts.apply(_as(student_logits, dtype), _as(teacher_logits, dtype), None,
+                          spec, return_parts)
+    return GKLOutput(*out) if return_parts else out
 
 
 def kl_loss(student_logits: Tensor,
@@ -632,28 +646,27 @@ class GKLLoss(nn.Module):
         Returns:
             Tensor or GKLOutput: The loss times ``loss_weight`` and the warm-up factor.
         """
-        if self.variant == 'dkl':
-            out = dkl_loss(student_logits, teacher_logits, alpha=self.alpha, beta=self.beta,
-                           temperature=self.temperature, reduction=self.reduction,
-                           return_parts=True)
-        else:
-            class_weights = None
-            if self.prior is not None:
-                if labels is None:
-                    raise ValueError('this loss has a class prior: pass the labels too')
-                _check_logits(student_logits, teacher_logits)
-                self.prior._check_labels(labels, student_logits.shape[0])
-                class_weights = self.prior.class_weights(labels)
-            out = gkl_loss(student_logits, teacher_logits, alpha=self.alpha, beta=self.beta,
-                           gamma=self.gamma, temperature=self.temperature,
-                           weight_temperature=self.weight_temperature,
-                           class_weights=class_weights,
-                           normalize='batch' if self.variant == 'ikl' else 'weights',
-                           reduction=self.reduction, return_parts=True)
-            # Only after the loss has vetted the logits: a NaN teacher must not reach the sums.
-            if self.prior is not None and self.training:
-                self.prior.update(labels, teacher_logits)
+        # loss_weight and the warm-up multiply both parts: folded into alpha and beta they
+        # cost no extra operation.
         scale = self.loss_weight * self.warmup_scale
-        if scale != 1.0:
-            out = GKLOutput(*(part * scale for part in out))
-        return out if return_parts else out.loss
+        alpha, beta = self.alpha * scale, self.beta * scale
+        if self.variant == 'dkl':
+            return dkl_loss(student_logits, teacher_logits, alpha=alpha, beta=beta,
+                            temperature=self.temperature, reduction=self.reduction,
+                            return_parts=return_parts)
+        class_weights = None
+        if self.prior is not None:
+            if labels is None:
+                raise ValueError('this loss has a class prior: pass the labels too')
+            _check_logits(student_logits, teacher_logits)
+            self.prior._check_labels(labels, student_logits.shape[0])
+            class_weights = self.prior.class_weights(labels)
+        out = gkl_loss(student_logits, teacher_logits, alpha=alpha, beta=beta,
+                       gamma=self.gamma, temperature=self.temperature,
+                       weight_temperature=self.weight_temperature, class_weights=class_weights,
+                       normalize='batch' if self.variant == 'ikl' else 'weights',
+                       reduction=self.reduction, return_parts=return_parts)
+        # Only after the loss has vetted the logits: a NaN teacher must not reach the sums.
+        if self.prior is not None and self.training:
+            self.prior.update(labels, teacher_logits)
+        return out

@@ -308,7 +308,7 @@ def test_dkl_module_matches_oracle():
 # Precision: shift invariance in float32 and half-precision inputs.
 
 @pytest.mark.parametrize('shift_teacher', [True, False])
-@pytest.mark.parametrize('temperature', [1.0, 4.0])
+@pytest.mark.parametrize('temperature', [1.0, 3.0, 4.0])
 def test_wmse_is_shift_invariant_in_float32(shift_teacher, temperature):
     student = _logits(16, 50, seed=24, dtype=torch.float32)
     teacher = _logits(16, 50, seed=25, dtype=torch.float32)
