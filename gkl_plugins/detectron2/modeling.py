@@ -54,9 +54,10 @@ class GKLDistillationRCNN(GeneralizedRCNN):
         and the GKL state (the class prior) only, so they load into the plain student
         architecture, and loading one never overwrites the teacher (teacher entries in a
         checkpoint are ignored). The teacher always comes from ``TEACHER.WEIGHTS``, which
-        must therefore stay available to resume a run. Mask and keypoint heads train as
-        usual; cascade, C4 and ``TRAIN_ON_PRED_BOXES`` heads are not supported, and neither
-        are sigmoid or federated box classifiers (no K + 1 softmax to distil).
+        must therefore stay available to resume a run. Mask and keypoint heads are passed
+        through to detectron2 (not covered by this package's tests); cascade, C4 and
+        ``TRAIN_ON_PRED_BOXES`` heads are not supported, and neither are sigmoid or
+        federated box classifiers (no K + 1 softmax to distil).
     """
 
     @configurable

@@ -56,3 +56,14 @@ def test_gkl_d2_train_teacher_then_distillation(tmp_path, monkeypatch):
     assert int(state['gkl_loss.prior.num_epochs']) == 2
     row_sums = torch.as_tensor(state['gkl_loss.prior.prior']).sum(dim=1)
     assert torch.allclose(row_sums, torch.ones_like(row_sums), atol=1e-5)
+
+    # It loads into the plain student architecture: every student entry is there.
+    from detectron2.config import get_cfg
+    from detectron2.modeling import build_model
+    cfg = get_cfg()
+    cfg.merge_from_file(os.path.join(CONFIG_DIR, 'faster_rcnn_R18_FPN_student.yaml'))
+    incompatible = build_model(cfg).load_state_dict(
+        {k: torch.as_tensor(v) for k, v in state.items()}, strict=False)
+    assert incompatible.missing_keys == []
+    assert sorted(incompatible.unexpected_keys) == sorted(
+        k for k in state if k.startswith('gkl_loss.'))
