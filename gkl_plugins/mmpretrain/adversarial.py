@@ -356,7 +356,8 @@ class AdversarialClassifier(BaseModel):
 
     def loss(self, inputs: Tensor, data_samples: List[DataSample]) -> Dict[str, Tensor]:
         """Craft adversarial examples and return the loss parts (mmengine ``mode='loss'``)."""
-        if self._awp_active():
+        # Fail at the first step rather than when AWP would start, epochs later.
+        if self.awp_enabled:
             raise RuntimeError(
                 "AWP runs in AdversarialClassifier.train_step, which mmengine's "
                 'MMDistributedDataParallel bypasses; under DDP set model_wrapper_cfg='

@@ -150,8 +150,12 @@ def test_gkl_training_loss_equals_independent_computation(runner, batch):
     prior.counts.zero_()
     state = copy.deepcopy(model.state_dict())
 
+    # The runner's training path; a zero learning rate keeps the weights for the check.
+    from mmengine.optim import OptimWrapper
     torch.manual_seed(11)
-    losses = model(inputs, samples, mode='loss')
+    losses = model.train_step(dict(inputs=list(inputs), data_samples=samples),
+                              OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.0)))
+    losses.pop('loss')
     sums_after = prior.sums.clone()
     model.load_state_dict(state)  # BN statistics as they were for the attack
     torch.manual_seed(11)
@@ -179,6 +183,7 @@ def test_trades_loss_equals_independent_computation(runner, batch):
     inputs, samples = batch
     cfg = copy.deepcopy(runner.cfg.model)
     cfg.robust_loss = dict(type='trades', beta=6.0)
+    cfg.awp = None
     cfg.data_preprocessor = runner.cfg.data_preprocessor
     torch.manual_seed(0)
     model = MODELS.build(cfg).train()
@@ -262,7 +267,7 @@ def test_awp_under_a_wrapper_is_refused(runner, batch):
     from mmpretrain.registry import MODELS
     inputs, samples = batch
     cfg = copy.deepcopy(runner.cfg.model)
-    cfg.awp = dict(gamma=0.005, begin_epoch=1)
+    cfg.awp = dict(gamma=0.005, begin_epoch=10)  # refused before AWP would even start
     cfg.data_preprocessor = runner.cfg.data_preprocessor
     model = MODELS.build(cfg).train()
     with pytest.raises(RuntimeError, match='AdversarialDistributedDataParallel'):
@@ -293,6 +298,7 @@ def test_under_ddp_the_attack_bypasses_the_wrapper(runner, batch):
     cfg = copy.deepcopy(runner.cfg.model)
     cfg.data_preprocessor = runner.cfg.data_preprocessor
     cfg.train_attack = dict(eps=EPS, steps=3, step_ratio=0.5, ramp=False)
+    cfg.awp = None  # mmengine's own wrapper bypasses the model's train step
     torch.manual_seed(0)
     model = MODELS.build(cfg).train()
     owned = not dist.is_initialized()
