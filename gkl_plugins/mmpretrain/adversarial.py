@@ -47,8 +47,9 @@ class PixelSpaceClassifier(nn.Module):
         self.low, self.high = pixel_range
         self.register_buffer('mean', mean, persistent=False)
         self.register_buffer('std', std, persistent=False)
-        # Take the classifier's mode: torchattacks restores the mode it finds on the wrapper.
-        self.train(classifier.training)
+        # torchattacks restores the mode it finds on this wrapper, recursively: take the
+        # classifier's, without touching the classifier's submodules here.
+        self.training = classifier.training
 
     def forward(self, images: Tensor) -> Tensor:
         """``(B, C, H, W)`` images in ``[0, 1]`` -> ``(B, K)`` logits."""

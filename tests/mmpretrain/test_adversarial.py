@@ -370,3 +370,22 @@ def test_awp_through_the_adversarial_ddp_wrapper_equals_the_plain_step(runner):
         assert float(wrapped_log[key]) == pytest.approx(float(plain_log[key]), rel=1e-5)
     for (name, a), (_, b) in zip(plain.state_dict().items(), wrapped.state_dict().items()):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7, msg=name)
+
+
+def test_prediction_attacks_a_fixed_subset_and_keeps_eval_mode(runner):
+    model = runner.model
+    model.eval()
+    model.eval_attacks[0]['steps'] = 2  # pgd20 of the config, shortened
+    model.eval_attacks[0]['num_samples'] = 7
+    try:
+        data = model.data_preprocessor(next(iter(runner.val_dataloader)), False)
+        with torch.no_grad():  # as in mmengine's validation loop
+            results = model(data['inputs'], data['data_samples'], mode='predict')
+    finally:
+        model.eval_attacks[0]['steps'] = 20
+        model.eval_attacks[0]['num_samples'] = None
+    assert not any(m.training for m in model.classifier.modules())
+    attacked = [int(r.sample_idx) for r in results if 'pgd20' in r.adv_pred_label]
+    assert attacked == list(range(7))
+    assert all('autoattack' not in r.adv_pred_label for r in results)  # num_samples=0
+    model.train()
