@@ -313,7 +313,8 @@ class AdversarialClassifier(BaseModel):
             range) of ``inputs`` and inside ``pixel_range``.
         """
         eps = self.current_eps()
-        was_training = self.classifier.training
+        # Each submodule gets its own mode back, so parts a user froze in eval mode stay so.
+        modes = [(module, module.training) for module in self.classifier.modules()]
         self.classifier.eval()
         try:
             adversarial = soft_ce_attack(self.pixel_model(), self.to_unit(inputs), eps=eps,
@@ -321,7 +322,8 @@ class AdversarialClassifier(BaseModel):
                                          step_size=eps * self.train_step_ratio,
                                          temperature=self.attack_temperature)
         finally:
-            self.classifier.train(was_training)
+            for module, training in modes:
+                module.training = training
         return self.from_unit(adversarial)
 
     # --------------------------------------------------------------------------- training

@@ -101,6 +101,13 @@ def test_attack_runs_in_eval_mode_and_restores_the_mode(runner, batch):
         assert seen and not any(seen)
         assert all(m.training for m in model.classifier.modules())
         seen.clear()
+        # A part frozen in eval mode during training stays frozen.
+        frozen = model.classifier.backbone.stem
+        frozen.eval()
+        model.craft_adversarial(inputs)
+        assert not frozen.training
+        assert all(m.training for m in model.classifier.modules() if m is not frozen)
+        seen.clear()
         model.eval()
         model.craft_adversarial(inputs)
         assert seen and not any(seen)
