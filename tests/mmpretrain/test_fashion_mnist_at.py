@@ -157,3 +157,43 @@ def test_trades_config_trains_through_gkl_train(tmp_path):
     metrics = [e for e in entries if 'robust/pgd20' in e]
     assert len(metrics) == 1 and 'robust/autoattack' not in metrics[0]
     assert 0.0 <= metrics[0]['robust/pgd20'] <= metrics[0]['robust/clean'] <= 100.0
+
+
+def test_resume_continues_with_the_checkpointed_prior(tmp_path):
+    require('mmpretrain')
+    require('gkl_plugins.mmpretrain')
+    from mmengine.runner import Runner
+
+    from gkl_plugins.data import DataNotFoundError, load_fashion_mnist
+    from gkl_plugins.mmengine.train import build_config, parse_args
+    try:
+        load_fashion_mnist('test')
+    except DataNotFoundError as exc:
+        pytest.skip(str(exc))
+    torch.set_num_threads(1)
+    options = ['train_dataloader.dataset.num_samples=64', 'train_dataloader.batch_size=32',
+               'val_dataloader.dataset.num_samples=20', 'train_cfg.val_interval=10',
+               'model.eval_attacks.autoattack.num_samples=0']
+
+    def run(epochs, *extra):
+        args = parse_args([os.path.join(CONFIG_DIR, 'fashion_mnist', 'at_gkl.py'),
+                           '--work-dir', str(tmp_path), *extra, '--cfg-options',
+                           f'train_cfg.max_epochs={epochs}', *options])
+        runner = Runner.from_cfg(build_config(args))
+        runner.train()
+        return runner
+
+    first = run(1)
+    prior_after_one = first.model.gkl.prior.prior.clone()
+    # With EMAHook the raw weights and buffers are stored under ema_state_dict.
+    checkpoint = torch.load(os.path.join(str(tmp_path), 'epoch_1.pth'), map_location='cpu',
+                            weights_only=False)
+    raw = {k[len('module.'):]: v for k, v in checkpoint['ema_state_dict'].items()
+           if k.startswith('module.')}
+    torch.testing.assert_close(raw['gkl.prior.prior'], prior_after_one)
+
+    second = run(2, '--resume')
+    prior = second.model.gkl.prior
+    # One epoch closed before the resume and one after: the count came from the checkpoint.
+    assert second.epoch == 2 and int(prior.num_epochs) == 2
+    assert float((prior.prior - prior_after_one).abs().max()) > 0
