@@ -15,10 +15,11 @@ What is compared, on random float32 logits with a frozen teacher (knowledge dist
   step would take minutes). The table says so.
 * KD: ``F.kl_div(log_softmax(z / T), softmax(t / T), 'batchmean') * T^2``.
 
-Time: the median over ``--repeats`` runs of one forward + backward, after warm-up runs. The
-methods are interleaved run by run, so a change in the machine's load hits all of them
-alike; the load average before and after is printed, and the ratios are more reliable than
-the absolute times on a shared machine.
+Time: the median over ``--repeats`` runs of one forward + backward (more where a run is
+fast, about a second's worth per method), after warm-up runs. The methods are interleaved
+run by run, so a change in the machine's load hits all of them alike; the load average
+before and after is printed, and the ratios are more reliable than the absolute times on a
+shared machine.
 
 Peak extra memory: one more run of each method under ``torch.profiler`` with
 ``profile_memory=True``, which records every allocation and release of tensor memory by
@@ -161,10 +162,12 @@ def run(threads, repeats, pairwise_repeats, max_gb, sizes, log):
             names.append('pairwise')
 
         times = {name: [] for name in names}
-        for name in names:  # warm-up
-            for _ in range(1 if name == 'pairwise' else 3):
-                step(METHODS[name], student, teacher)
-        for index in range(repeats):
+        warmup = {name: max(step(METHODS[name], student, teacher)
+                            for _ in range(1 if name == 'pairwise' else 3)) for name in names}
+        # Fast sizes get more runs, up to about a second per method: their medians would
+        # otherwise follow the bursts of other jobs on a shared machine.
+        rounds = max(repeats, min(2000, int(1.0 / max(warmup['KD'], warmup['GKL']))))
+        for index in range(rounds):
             for name in names:
                 if name == 'pairwise' and index >= pairwise_repeats:
                     continue
@@ -192,7 +195,8 @@ def main(argv=None):
     parser.add_argument('--threads', type=int, nargs='+', default=[1, 2],
                         help='torch thread counts to run, one table each (default: 1 2)')
     parser.add_argument('--repeats', type=int, default=21,
-                        help='timed runs per method and size; the median is reported')
+                        help='least number of timed runs per method and size (fast sizes get '
+                             'more); the median is reported')
     parser.add_argument('--pairwise-repeats', type=int, default=3,
                         help='timed runs of the slow pairwise form (at most --repeats)')
     parser.add_argument('--pairwise-max-gb', type=float, default=8.0,
@@ -212,8 +216,9 @@ def main(argv=None):
     log('Command: `' + ' '.join([os.path.relpath(sys.executable), *sys.argv]) + '`  ')
     log(f'Date: {datetime.datetime.now().astimezone().isoformat(timespec="minutes")}  ')
     log(f'Machine: {machine_facts()}  ')
-    log(f'GKL settings: {SETTINGS}; float32, frozen teacher; median of {args.repeats} runs '
-        f'({args.pairwise_repeats} for pairwise) of forward + backward.')
+    log(f'GKL settings: {SETTINGS}; float32, frozen teacher; median of at least '
+        f'{args.repeats} runs (up to about 1 s worth for fast sizes; '
+        f'{args.pairwise_repeats} for pairwise) of forward + backward.')
     for threads in args.threads:
         load = os.getloadavg()
         log('')
