@@ -9,6 +9,8 @@ from torch import nn
 from ..core import ClassPrior, GKLLoss
 
 _Module = TypeVar('_Module', bound=nn.Module)
+# classes listed by name in the log when some had no sample; more are only counted
+_MAX_LISTED = 20
 
 
 def find_modules(model: nn.Module, kind: Type[_Module]) -> Iterator[_Module]:
@@ -125,7 +127,10 @@ class GKLPriorHook(Hook):
             message = (f'GKL class prior {name or "(model)"} renewed after {when}: '
                        f'{int(renewed.sum())}/{prior.num_classes} classes')
             if missing:
-                message += f'; classes without samples kept their previous rows: {missing}'
+                shown = ', '.join(map(str, missing[:_MAX_LISTED]))
+                if len(missing) > _MAX_LISTED:
+                    shown += f', ... ({len(missing)} in all)'
+                message += f'; classes without samples kept their previous rows: [{shown}]'
             runner.logger.info(message)
 
 

@@ -80,6 +80,26 @@ def _uses_mmrazor(cfg) -> bool:
             or str(model.get('type', '')).startswith('mmrazor.'))
 
 
+def _init_cpu_distributed(cfg) -> None:
+    """Make ``--launcher pytorch`` work without GPUs.
+
+    mmengine's launcher selects a CUDA device and its default wrapper passes that device to
+    DistributedDataParallel, both of which fail on a CPU-only machine. There, the process
+    group is created here with gloo from torchrun's variables (the runner then uses it) and
+    the wrapper is given no device.
+    """
+    import torch
+    import torch.distributed as dist
+
+    if torch.cuda.is_available() or dist.is_initialized():
+        return
+    dist.init_process_group(backend='gloo')
+    if cfg.get('model_wrapper_cfg') is None:
+        cfg.model_wrapper_cfg = dict(
+            type='MMDistributedDataParallel', device_ids=None, broadcast_buffers=False,
+            find_unused_parameters=cfg.get('find_unused_parameters', False))
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     """Entry point of ``gkl-train``; returns the exit status."""
     args = parse_args(argv)
@@ -89,6 +109,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         from .. import mmengine as _plugin  # noqa: F401
 
         cfg = build_config(args)
+        if args.launcher != 'none':
+            _init_cpu_distributed(cfg)
         if _uses_mmrazor(cfg):
             # mmrazor needs its torch names restored before the runner imports it.
             from .. import mmrazor  # noqa: F401

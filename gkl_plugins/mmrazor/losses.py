@@ -1,7 +1,6 @@
 """The GKL distillation loss in mmrazor's ``MODELS`` registry."""
 from typing import Optional
 
-import torch
 from mmengine.logging import MessageHub
 from mmrazor.registry import MODELS
 from torch import Tensor, nn
@@ -87,7 +86,6 @@ class GKLDivergence(nn.Module):
         out = self.gkl(preds_S, preds_T, gt_labels, return_parts=True)
         if self.training and self.log_name:
             hub = MessageHub.get_current_instance()
-            with torch.no_grad():
-                hub.update_scalar(f'train/{self.log_name}_mse', float(out.mse))
-                hub.update_scalar(f'train/{self.log_name}_ce', float(out.ce))
+            hub.update_scalar(f'train/{self.log_name}_mse', float(out.mse))
+            hub.update_scalar(f'train/{self.log_name}_ce', float(out.ce))
         return out.loss

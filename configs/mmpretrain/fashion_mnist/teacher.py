@@ -21,7 +21,9 @@ model = dict(
         out_indices=(2, ),
         in_channels=1,
         stem_channels=16,
-        base_channels=16),
+        base_channels=16,
+        # short schedules learn faster when the residual branches start active
+        zero_init_residual=False),
     neck=dict(type='GlobalAveragePooling'),
     head=dict(
         type='LinearClsHead',
