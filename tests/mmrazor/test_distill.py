@@ -40,6 +40,12 @@ class _PriorAtStart(Hook):
         self.count = float(prior.counts.sum())
 
 
+class _StopAfterFirstEpoch(Hook):
+
+    def after_train_epoch(self, runner):
+        runner.train_loop.stop_training = True
+
+
 def _train(cfg):
     runner = Runner.from_cfg(cfg)
     student = OutputRecorder(runner.model.architecture.head.fc)
@@ -115,8 +121,11 @@ def test_logged_parts_equal_core_on_the_recorded_logits(straight):
 
 
 def test_resume_restores_the_prior_and_continues_identically(straight, tmp_path):
-    cfg = tiny_gkl_config(tmp_path / 'split', max_epochs=1)
-    _train(cfg)
+    # an interrupted run: stopped after its first epoch, with the schedule of two
+    cfg = tiny_gkl_config(tmp_path / 'split', max_epochs=2)
+    interrupted = Runner.from_cfg(cfg)
+    interrupted.register_hook(_StopAfterFirstEpoch())
+    interrupted.train()
     cfg = tiny_gkl_config(tmp_path / 'split', max_epochs=2)
     cfg.resume = True
     runner = Runner.from_cfg(cfg)
