@@ -72,7 +72,7 @@ class GKLPriorHook(Hook):
             runner.logger.warning(
                 'GKLPriorHook found no GKLLoss or ClassPrior in the model; it does nothing. '
                 'Remove the hook or check that the GKL loss is part of the model.')
-        if (getattr(runner.model, 'broadcast_buffers', False)
+        if (_syncs_buffers_at_forward(runner.model)
                 and any(True for _ in find_modules(runner.model, ClassPrior))):
             raise ValueError(
                 'the model is wrapped in DistributedDataParallel with broadcast_buffers=True, '
@@ -132,6 +132,14 @@ class GKLPriorHook(Hook):
                     shown += f', ... ({len(missing)} in all)'
                 message += f'; classes without samples kept their previous rows: [{shown}]'
             runner.logger.info(message)
+
+
+def _syncs_buffers_at_forward(model: nn.Module) -> bool:
+    # torch 2.14 renamed DistributedDataParallel's broadcast_buffers to forward_sync_buffers.
+    for name in ('forward_sync_buffers', 'broadcast_buffers'):
+        if hasattr(model, name):
+            return bool(getattr(model, name))
+    return False
 
 
 def _named_priors(model: nn.Module):
