@@ -32,7 +32,7 @@ REFERENCE = {
              num_classes=1000), 1.0, 0.2, 100, 64),
     'mmrazor/imagenet/kd_resnet34_resnet18.py': (None, 0.5, 0.2, 100, 64),
     'mmrazor/fashion_mnist/gkl.py': (
-        dict(alpha=1, beta=4, gamma=0.6, temperature=4, weight_temperature=4, warmup=1,
+        dict(alpha=1, beta=16, gamma=0.05, temperature=4, weight_temperature=4, warmup=1,
              num_classes=10), 1.0, 0.05, 5, 64),
     'mmrazor/fashion_mnist/kd.py': (None, 0.1, 0.05, 5, 64),
 }
