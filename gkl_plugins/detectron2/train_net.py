@@ -22,6 +22,8 @@ from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.config import get_cfg
 from detectron2.engine import DefaultTrainer, default_argument_parser, default_setup, hooks, launch
 from detectron2.evaluation import COCOEvaluator
+from detectron2.utils import comm
+from detectron2.utils.logger import setup_logger
 from torch.nn.parallel import DistributedDataParallel
 
 from ..core import GKLLoss
@@ -92,6 +94,9 @@ def setup(args):
     cfg.freeze()
     _complete_placeholder_extension()
     default_setup(cfg, args)
+    # This package's loggers (the hook reports prior renewals) write where detectron2's do.
+    setup_logger(cfg.OUTPUT_DIR, distributed_rank=comm.get_rank(), name='gkl_plugins',
+                 abbrev_name='gkl')
     return cfg
 
 

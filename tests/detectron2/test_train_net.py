@@ -42,6 +42,7 @@ def test_gkl_d2_train_teacher_then_distillation(tmp_path, monkeypatch):
     assert [r['iteration'] for r in losses] == [1]  # the writer's last window
     assert losses[0]['loss_gkl_ce'] > 0 and losses[0]['gkl/warmup'] == 1.0
     assert 0 < losses[0]['gkl/prior_rows_renewed'] <= 11
+    assert 'GKL class prior renewed after iteration 1' in (student_dir / 'log.txt').read_text()
     # Evaluated on the made-up validation set by COCOEvaluator after training.
     evaluation = [r for r in rows if 'bbox/AP' in r]
     assert len(evaluation) == 1
