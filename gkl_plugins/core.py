@@ -178,7 +178,10 @@ class _GKLParts(torch.autograd.Function):
         if spec.normalize == 'weights':
             norm = torch.dot(total, total)
             if class_weights is not None or batch == 0:
-                norm = norm.clamp_min(tiny)
+                # A zero normaliser means every weight is zero, and so is the weighted sum it
+                # divides: any positive stand-in gives the right 0, but 1 keeps the
+                # coefficient finite (a tiny floor would overflow it to inf, and 0 * inf).
+                norm = torch.where(norm > 0, norm, torch.ones_like(norm))
             mse_coef = mse_coef / norm
         else:
             mse_coef = mse_coef / max(batch, 1)

@@ -393,6 +393,30 @@ def test_empty_batch_gives_zero_and_an_empty_gradient():
     assert student.grad.shape == (0, 10) and float(student.grad.abs().sum()) == 0.0
 
 
+def test_empty_batch_with_class_weights_in_float32_gives_zero():
+    # A floor of float32's smallest normal under the zero normaliser overflows the wMSE
+    # coefficient to inf, and 0 * inf is NaN.
+    for temperature, beta in ((1.0, 1.0), (2.0, 2.0), (4.0, 16.0)):
+        student = torch.zeros(0, 11, requires_grad=True)
+        loss = gkl_loss(student, torch.zeros(0, 11), class_weights=torch.zeros(0, 11),
+                        beta=beta, temperature=temperature, weight_temperature=temperature)
+        assert float(loss.detach()) == 0.0
+        loss.backward()
+        assert student.grad.shape == (0, 11)
+
+
+def test_all_zero_class_weights_give_a_zero_wmse_and_the_plain_ce():
+    student = _logits(4, 6, seed=3, dtype=torch.float32).requires_grad_()
+    teacher = _logits(4, 6, seed=4, dtype=torch.float32)
+    out = gkl_loss(student, teacher, beta=16.0, temperature=4.0, weight_temperature=4.0,
+                   class_weights=torch.zeros(4, 6), return_parts=True)
+    expected_ce = -(torch.softmax(teacher / 4, 1) * torch.log_softmax(student / 4, 1)).sum(1)
+    assert float(out.mse.detach()) == 0.0
+    assert torch.allclose(out.ce.detach(), expected_ce.mean().detach(), rtol=1e-6)
+    out.loss.backward()
+    assert torch.isfinite(student.grad).all()
+
+
 def test_prior_after_an_epoch_is_the_class_mean_of_teacher_softmax():
     classes, temperature = 4, 3.0
     prior = ClassPrior(classes, temperature=temperature)
