@@ -34,7 +34,22 @@ src="$work/pb1-detectron2-0.6"
 if [ -d "$src/detectron2/model_zoo/configs" ] && [ ! -d "$src/configs" ]; then
   mv "$src/detectron2/model_zoo/configs" "$src/configs"
 fi
-printf '"""Placeholder: this build has no compiled operators."""\n' > "$src/detectron2/_C.py"
+# detectron2 imports _C at start-up, and default_setup asks it how it was built.
+cat > "$src/detectron2/_C.py" <<'PY'
+"""Stand-in for detectron2's compiled extension: this build has no C++ operators."""
+
+
+def get_compiler_version():
+    return 'none (built without C++ operators)'
+
+
+def get_cuda_version():
+    return 'none (built without C++ operators)'
+
+
+def has_cuda():
+    return False
+PY
 # Build without the C++ extension: there are no sources for it in this archive.
 "$py" - "$src/setup.py" <<'PY'
 import re, sys

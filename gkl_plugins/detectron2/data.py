@@ -9,6 +9,7 @@ works on them (with ``use_fast_impl=False`` when detectron2 has no compiled oper
 """
 import json
 import os
+import re
 from typing import Dict, Optional
 
 import numpy as np
@@ -19,13 +20,17 @@ from PIL import Image
 from ..data import FASHION_MNIST_CLASSES, load_fashion_mnist
 
 __all__ = ['DEFAULT_DATASETS', 'default_cache_dir', 'make_fashion_mnist_detection',
-           'register_default_datasets', 'register_fashion_mnist_detection']
+           'register_default_datasets', 'register_fashion_mnist_detection',
+           'register_sized_datasets']
 
 # The data sets the shipped configs name; small enough to generate in a few seconds.
 DEFAULT_DATASETS = {
     'fashion_mnist_det_train': dict(split='train', num_images=1000, seed=0),
     'fashion_mnist_det_val': dict(split='test', num_images=200, seed=1),
 }
+# A default name with a size appended, e.g. fashion_mnist_det_val_50: the same set with
+# another number of canvases, for quick runs.
+_SIZED_NAME = re.compile(r'^({})_([1-9][0-9]*)$'.format('|'.join(DEFAULT_DATASETS)))
 _FORMAT_VERSION = 1
 # Items are kept this many pixels apart, so every box is surrounded by background.
 _GAP = 2
@@ -183,3 +188,26 @@ def register_default_datasets(cache_dir: Optional[str] = None) -> Dict[str, str]
     """Register the data sets of :data:`DEFAULT_DATASETS`; returns their json paths."""
     return {name: register_fashion_mnist_detection(name, cache_dir=cache_dir, **spec)
             for name, spec in DEFAULT_DATASETS.items()}
+
+
+def register_sized_datasets(names, cache_dir: Optional[str] = None) -> Dict[str, str]:
+    """Register the names among ``names`` that are a default name with a size appended.
+
+    ``fashion_mnist_det_train_200`` is :data:`DEFAULT_DATASETS`'s ``fashion_mnist_det_train``
+    with 200 canvases. Other names are left alone.
+
+    Args:
+        names (Iterable[str]): Data set names, e.g. ``cfg.DATASETS.TRAIN + cfg.DATASETS.TEST``.
+        cache_dir (str, optional): As in :func:`register_fashion_mnist_detection`.
+
+    Returns:
+        dict: The json path of each name registered.
+    """
+    registered = {}
+    for name in names:
+        match = _SIZED_NAME.match(name)
+        if match:
+            spec = dict(DEFAULT_DATASETS[match.group(1)], num_images=int(match.group(2)))
+            registered[name] = register_fashion_mnist_detection(name, cache_dir=cache_dir,
+                                                                **spec)
+    return registered

@@ -15,6 +15,8 @@ The Fashion-MNIST canvas data sets of
 and registered before the config is read. A relative ``MODEL.GKL.TEACHER.CONFIG_FILE`` is
 looked up relative to the student's config file when it does not exist relative to the
 working directory.
+A default name with a size appended (``fashion_mnist_det_val_50``) names the same set with
+that many canvases, e.g. ``DATASETS.TEST "('fashion_mnist_det_val_50',)"`` for a quick run.
 """
 import os
 
@@ -28,7 +30,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from ..core import GKLLoss
 from .config import add_gkl_config, resolve_teacher_config_file
-from .data import register_default_datasets
+from .data import register_default_datasets, register_sized_datasets
 from .hooks import GKLHook
 
 __all__ = ['GKLTrainer', 'setup', 'main']
@@ -61,26 +63,6 @@ class GKLTrainer(DefaultTrainer):
         return ret
 
 
-def _complete_placeholder_extension() -> None:
-    """Let detectron2's environment report run on a build without compiled operators.
-
-    The pure-Python install (``scripts/install_detectron2.sh``) ships an empty
-    ``detectron2._C`` module; ``default_setup`` asks it for the compiler and CUDA versions
-    it was built with. A compiled extension is left untouched.
-    """
-    try:
-        from detectron2 import _C
-    except ImportError:
-        return
-    if not str(getattr(_C, '__file__', '')).endswith('.py'):
-        return
-    for name in ('get_compiler_version', 'get_cuda_version'):
-        if not hasattr(_C, name):
-            setattr(_C, name, lambda: 'none (detectron2 built without C++ operators)')
-    if not hasattr(_C, 'has_cuda'):
-        _C.has_cuda = lambda: False
-
-
 def setup(args):
     """The config from ``args`` (with the GKL options), after detectron2's default setup."""
     cfg = add_gkl_config(get_cfg())
@@ -92,7 +74,6 @@ def setup(args):
         teacher_file = os.path.abspath(teacher_file)
     cfg.MODEL.GKL.TEACHER.CONFIG_FILE = teacher_file
     cfg.freeze()
-    _complete_placeholder_extension()
     default_setup(cfg, args)
     # This package's loggers (the hook reports prior renewals) write where detectron2's do.
     setup_logger(cfg.OUTPUT_DIR, distributed_rank=comm.get_rank(), name='gkl_plugins',
@@ -104,6 +85,7 @@ def run(args):
     """Train, or evaluate with ``--eval-only``, in one process of a launch."""
     register_default_datasets()
     cfg = setup(args)
+    register_sized_datasets(cfg.DATASETS.TRAIN + cfg.DATASETS.TEST)
     if args.eval_only:
         model = GKLTrainer.build_model(cfg)
         DetectionCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(

@@ -124,3 +124,21 @@ def test_registered_set_evaluates_with_coco_evaluator(canvas_set):
     # The ground truth as predictions is perfect; boxes moved by 8 pixels are not.
     assert evaluate(0.0) == pytest.approx(100.0)
     assert evaluate(8.0) < 60.0
+
+
+def test_sized_names_register_a_default_set_with_that_many_canvases(tmp_path):
+    require('detectron2')
+    from detectron2.data import DatasetCatalog
+
+    from gkl_plugins.detectron2.data import register_sized_datasets
+
+    paths = register_sized_datasets(
+        ['fashion_mnist_det_val_3', 'fashion_mnist_det_train_0', 'coco_2017_val',
+         'fashion_mnist_det_val'], cache_dir=str(tmp_path))
+    assert list(paths) == ['fashion_mnist_det_val_3']
+    with open(paths['fashion_mnist_det_val_3']) as f:
+        coco = json.load(f)
+    assert len(coco['images']) == 3
+    records = DatasetCatalog.get('fashion_mnist_det_val_3')
+    assert [r['file_name'].rsplit('/', 1)[-1] for r in records] == \
+        [image['file_name'].rsplit('/', 1)[-1] for image in coco['images']]
