@@ -7,7 +7,7 @@ import os
 import pytest
 import torch
 
-from tests.conftest import require
+from tests.conftest import require, require_fashion_mnist
 from tests.mmpretrain.helpers import CONFIG_DIR
 
 EPS = 0.1
@@ -33,12 +33,8 @@ def trained(tmp_path_factory):
     require('gkl_plugins.mmpretrain')
     from mmengine.runner import Runner
 
-    from gkl_plugins.data import DataNotFoundError, load_fashion_mnist
     from gkl_plugins.mmengine.train import build_config, parse_args
-    try:
-        load_fashion_mnist('test')
-    except DataNotFoundError as exc:
-        pytest.skip(str(exc))
+    require_fashion_mnist('test')
     torch.set_num_threads(1)
     work_dir = str(tmp_path_factory.mktemp('fmnist_at'))
     # The options the demo passes, through gkl-train's own config handling.
@@ -131,12 +127,8 @@ def test_scalars_json_written_with_robust_metrics(trained):
 def test_trades_config_trains_through_gkl_train(tmp_path):
     require('mmpretrain')
     require('gkl_plugins.mmpretrain')
-    from gkl_plugins.data import DataNotFoundError, load_fashion_mnist
     from gkl_plugins.mmengine.train import main
-    try:
-        load_fashion_mnist('test')
-    except DataNotFoundError as exc:
-        pytest.skip(str(exc))
+    require_fashion_mnist('test')
     torch.set_num_threads(1)
     status = main([
         os.path.join(CONFIG_DIR, 'fashion_mnist', 'at_trades.py'), '--work-dir', str(tmp_path),
@@ -164,12 +156,8 @@ def test_resume_continues_with_the_checkpointed_prior(tmp_path):
     require('gkl_plugins.mmpretrain')
     from mmengine.runner import Runner
 
-    from gkl_plugins.data import DataNotFoundError, load_fashion_mnist
     from gkl_plugins.mmengine.train import build_config, parse_args
-    try:
-        load_fashion_mnist('test')
-    except DataNotFoundError as exc:
-        pytest.skip(str(exc))
+    require_fashion_mnist('test')
     torch.set_num_threads(1)
     options = ['train_dataloader.dataset.num_samples=64', 'train_dataloader.batch_size=32',
                'val_dataloader.dataset.num_samples=20', 'train_cfg.val_interval=10',
