@@ -61,6 +61,11 @@ def _check_choice(name: str, value: str, choices) -> None:
         raise ValueError(f'{name} must be one of {choices}, got {value!r}')
 
 
+def _check_temperature(name: str, value: float) -> None:
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f'{name} must be a positive number, got {value!r}')
+
+
 def _compute_dtype(*tensors: Tensor) -> torch.dtype:
     # Half-precision inputs are evaluated in float32, like softmax and losses under autocast.
     dtype = torch.promote_types(tensors[0].dtype, tensors[1].dtype)
@@ -304,6 +309,8 @@ def gkl_loss(student_logits: Tensor,
     _check_logits(student_logits, teacher_logits)
     _check_choice('normalize', normalize, _NORMALIZE)
     _check_choice('reduction', reduction, _REDUCTION)
+    _check_temperature('temperature', temperature)
+    _check_temperature('weight_temperature', weight_temperature)
     if class_weights is not None and class_weights.shape != student_logits.shape:
         raise ValueError(
             f'class_weights must have the logits shape {tuple(student_logits.shape)}, got '
@@ -358,6 +365,7 @@ def dkl_loss(student_logits: Tensor,
     """
     _check_logits(student_logits, teacher_logits)
     _check_choice('reduction', reduction, _REDUCTION)
+    _check_temperature('temperature', temperature)
     dtype = _compute_dtype(student_logits, teacher_logits)
     # The wMSE of the scaled logits is that of the raw ones divided by T^2; the weights are
     # the soft targets themselves and the student's differences carry no gradient.
@@ -372,7 +380,8 @@ def kl_loss(student_logits: Tensor,
             teacher_logits: Tensor,
             *,
             temperature: float = 1.0,
-            reduction: str = 'mean') -> Tensor:
+            reduction: str = 'mean',
+            check_finite: bool = True) -> Tensor:
     """``KL(softmax(t / T) || softmax(z / T))`` summed over classes, averaged over samples.
 
     Gradients flow to both logits (the teacher's only if it requires grad, as for the
@@ -384,21 +393,28 @@ def kl_loss(student_logits: Tensor,
         temperature (float): Temperature ``T``. Defaults to 1.0.
         reduction (str): ``'mean'`` (over samples), ``'sum'`` or ``'none'`` (``(B,)``).
             Defaults to ``'mean'``.
+        check_finite (bool): As in :func:`gkl_loss`. Defaults to True.
 
     Returns:
         Tensor: The divergence.
     """
     _check_logits(student_logits, teacher_logits)
     _check_choice('reduction', reduction, _REDUCTION)
+    _check_temperature('temperature', temperature)
     dtype = _compute_dtype(student_logits, teacher_logits)
     log_q = F.log_softmax(student_logits.to(dtype) / temperature, dim=1)
     log_s = F.log_softmax(teacher_logits.to(dtype) / temperature, dim=1)
     per_sample = F.kl_div(log_q, log_s, reduction='none', log_target=True).sum(dim=1)
     if reduction == 'none':
-        return per_sample
-    if reduction == 'sum':
-        return per_sample.sum()
-    return per_sample.sum() / max(per_sample.shape[0], 1)
+        out = per_sample
+    elif reduction == 'sum':
+        out = per_sample.sum()
+    else:
+        out = per_sample.sum() / max(per_sample.shape[0], 1)
+    if check_finite:
+        _raise_if_not_finite(out, [('student logits', student_logits),
+                                   ('teacher logits', teacher_logits)])
+    return out
 
 
 def warmup_factor(progress: float, warmup: float) -> float:
@@ -457,6 +473,7 @@ class ClassPrior(nn.Module):
         super().__init__()
         if num_classes < 1:
             raise ValueError(f'num_classes must be at least 1, got {num_classes}')
+        _check_temperature('temperature', temperature)
         self.num_classes = int(num_classes)
         self.temperature = float(temperature)
         c = self.num_classes
@@ -612,6 +629,8 @@ class GKLLoss(nn.Module):
             raise ValueError('the ikl variant has gamma = 1; use variant="gkl" to set gamma')
         if variant == 'dkl' and num_classes is not None:
             raise ValueError('the dkl variant uses per-sample weights and takes no class prior')
+        _check_temperature('temperature', temperature)
+        _check_temperature('weight_temperature', weight_temperature)
         self.variant = variant
         self.alpha = float(alpha)
         self.beta = float(beta)
@@ -662,6 +681,11 @@ class GKLLoss(nn.Module):
             if labels is None:
                 raise ValueError('this loss has a class prior: pass the labels too')
             _check_logits(student_logits, teacher_logits)
+            if student_logits.shape[1] != self.prior.num_classes:
+                raise ValueError(
+                    f'this loss was built with num_classes={self.prior.num_classes} but the '
+                    f'logits have {student_logits.shape[1]} classes: set num_classes to the '
+                    "models' class count")
             self.prior._check_labels(labels, student_logits.shape[0])
             class_weights = self.prior.class_weights(labels)
         out = gkl_loss(student_logits, teacher_logits, alpha=alpha, beta=beta,

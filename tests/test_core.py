@@ -572,3 +572,34 @@ def test_option_errors():
         GKLLoss('ikl', gamma=0.5)
     with pytest.raises(ValueError, match='dkl variant'):
         GKLLoss('dkl', num_classes=3)
+
+
+@pytest.mark.parametrize('bad', [0.0, -1.0, float('nan'), float('inf')])
+def test_temperatures_must_be_positive(bad):
+    student, teacher = _logits(2, 4, seed=1), _logits(2, 4, seed=2)
+    with pytest.raises(ValueError, match='temperature must be a positive number'):
+        gkl_loss(student, teacher, temperature=bad)
+    with pytest.raises(ValueError, match='weight_temperature must be a positive number'):
+        gkl_loss(student, teacher, weight_temperature=bad)
+    with pytest.raises(ValueError, match='temperature must be a positive number'):
+        dkl_loss(student, teacher, temperature=bad)
+    with pytest.raises(ValueError, match='temperature must be a positive number'):
+        kl_loss(student, teacher, temperature=bad)
+    with pytest.raises(ValueError, match='temperature must be a positive number'):
+        GKLLoss(temperature=bad)
+    with pytest.raises(ValueError, match='temperature must be a positive number'):
+        ClassPrior(4, temperature=bad)
+
+
+@pytest.mark.parametrize('which', ['student', 'teacher'])
+def test_kl_loss_names_non_finite_logits(which):
+    student, teacher = _logits(3, 5, seed=1), _logits(3, 5, seed=2)
+    (student if which == 'student' else teacher)[1, 2] = float('nan')
+    with pytest.raises(ValueError, match=f'{which} logits contain NaN or inf'):
+        kl_loss(student, teacher)
+
+
+def test_prior_class_count_mismatch_is_named():
+    loss = GKLLoss(num_classes=6)
+    with pytest.raises(ValueError, match='num_classes=6 but the logits have 5 classes'):
+        loss(_logits(2, 5, seed=1), _logits(2, 5, seed=2), torch.tensor([0, 1]))

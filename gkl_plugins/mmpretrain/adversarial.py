@@ -340,6 +340,12 @@ class AdversarialClassifier(BaseModel):
         """The loss parts for natural and adversarial pixels (both ``(B, C, H, W)``)."""
         labels = self._hard_labels(data_samples).to(inputs.device)
         natural_logits = self.logits(inputs)
+        num_classes = natural_logits.shape[1]
+        if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= num_classes):
+            raise ValueError(
+                f'labels must lie in [0, {num_classes - 1}] for a classifier with '
+                f'{num_classes} outputs, got values in [{int(labels.min())}, '
+                f'{int(labels.max())}]: check the data set labels and the head\'s num_classes')
         adversarial_logits = self.logits(adversarial)
         head = getattr(self.classifier, 'head', None)
         if head is not None and hasattr(head, 'loss_module'):

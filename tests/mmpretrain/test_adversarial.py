@@ -396,3 +396,11 @@ def test_prediction_attacks_a_fixed_subset_and_keeps_eval_mode(runner):
     assert attacked == list(range(7))
     assert all('autoattack' not in r.adv_pred_label for r in results)  # num_samples=0
     model.train()
+
+
+def test_labels_out_of_range_are_named(runner, batch):
+    inputs, samples = batch
+    samples = copy.deepcopy(samples)
+    samples[0].set_gt_label(12)
+    with pytest.raises(ValueError, match=r'labels must lie in \[0, 9\].*got values in'):
+        runner.model.robust_losses(inputs, inputs, samples)
