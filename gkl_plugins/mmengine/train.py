@@ -80,6 +80,16 @@ def _uses_mmrazor(cfg) -> bool:
             or str(model.get('type', '')).startswith('mmrazor.'))
 
 
+def _warn_without_teacher_weights(cfg) -> None:
+    """A distiller whose teacher has no weights distils from random logits: say so."""
+    model = cfg.get('model') or {}
+    if 'teacher' in model and 'teacher_ckpt' in model and not model.get('teacher_ckpt') \
+            and not cfg.get('resume'):
+        print('gkl-train: warning: model.teacher_ckpt is not set, so the teacher keeps its '
+              'random initial weights and the student learns nothing useful from it; pass '
+              '--cfg-options model.teacher_ckpt=PATH', file=sys.stderr)
+
+
 def _init_cpu_distributed(cfg) -> None:
     """Make ``--launcher pytorch`` work without GPUs.
 
@@ -109,6 +119,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         from .. import mmengine as _plugin  # noqa: F401
 
         cfg = build_config(args)
+        _warn_without_teacher_weights(cfg)
         if args.launcher != 'none':
             _init_cpu_distributed(cfg)
         if _uses_mmrazor(cfg):

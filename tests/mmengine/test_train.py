@@ -79,6 +79,17 @@ def test_missing_data_gives_a_message_not_a_traceback(tmp_path, monkeypatch, cap
     assert 'Traceback' not in err
 
 
+def test_a_distiller_without_teacher_weights_is_warned_about(capsys):
+    kd = os.path.join(ROOT, 'configs', 'mmrazor', 'fashion_mnist', 'kd.py')
+    train._warn_without_teacher_weights(train.build_config(train.parse_args([kd])))
+    assert 'model.teacher_ckpt is not set' in capsys.readouterr().err
+    cfg = train.build_config(train.parse_args(
+        [kd, '--cfg-options', 'model.teacher_ckpt=teacher.pth']))
+    train._warn_without_teacher_weights(cfg)
+    train._warn_without_teacher_weights(train.build_config(train.parse_args([TEACHER])))
+    assert capsys.readouterr().err == ''
+
+
 def test_teacher_trains_and_logs_its_true_accuracy(teacher_run):
     status, work_dir = teacher_run
     assert status == 0
