@@ -17,7 +17,8 @@ from packaging.version import Version
 sys.exit(0 if Version(detectron2.__version__.split('+')[0]) >= Version('0.6') else 1)
 PY
 then
-  echo "[detectron2] already installed: $("$py" -c 'import detectron2; print(detectron2.__version__)')"
+  version=$("$py" -c 'import detectron2; print(detectron2.__version__)')
+  echo "[detectron2] already installed: $version"
   exit 0
 fi
 
@@ -60,4 +61,10 @@ assert n == 1, 'unexpected detectron2 setup.py layout'
 open(path, 'w').write(text)
 PY
 pip install --no-build-isolation --no-deps "$src"
-"$py" -c 'import detectron2, detectron2.model_zoo as mz; print("[detectron2] installed", detectron2.__version__); mz.get_config_file("COCO-Detection/faster_rcnn_R_50_FPN_1x.yaml")'
+"$py" - <<'PY'
+import detectron2
+from detectron2 import model_zoo
+
+model_zoo.get_config_file('COCO-Detection/faster_rcnn_R_50_FPN_1x.yaml')
+print('[detectron2] installed', detectron2.__version__)
+PY

@@ -6,7 +6,8 @@
 # Usage: scripts/setup_env.sh [--no-detectron2]
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
-venv=${GKL_VENV:-$here/.venv}
+venv=$here/.venv
+python=${PYTHON:-python3}
 with_d2=1
 for arg in "$@"; do
   case "$arg" in
@@ -16,8 +17,20 @@ for arg in "$@"; do
 done
 
 if [ ! -x "$venv/bin/python" ]; then
+  version=$("$python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+  if [ "$version" != 3.11 ]; then
+    echo "[setup] warning: $python is Python $version; the pins were measured on 3.11" >&2
+  fi
+  if ! "$python" -m venv --help >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv
+    else
+      echo "[setup] $python has no venv module: install python3-venv" >&2
+      exit 1
+    fi
+  fi
   echo "[setup] creating $venv"
-  python3 -m venv "$venv"
+  "$python" -m venv "$venv"
 fi
 py="$venv/bin/python"
 pip() { "$py" -m pip --disable-pip-version-check -q "$@"; }
