@@ -8,7 +8,7 @@ from detectron2.config import get_cfg
 from ..core import GKLLoss
 
 __all__ = ['add_gkl_config', 'build_gkl_loss', 'check_softmax_box_head', 'get_teacher_cfg',
-           'resolve_teacher_config_file']
+           'load_gkl_config', 'resolve_teacher_config_file']
 
 # Options that later detectron2 releases offer for the box classifier; the GKL loss needs a
 # softmax over K + 1 classes, which neither provides.
@@ -144,3 +144,28 @@ def resolve_teacher_config_file(path: str, config_dir: Optional[str]) -> str:
         return path
     candidate = os.path.join(config_dir, path)
     return candidate if os.path.exists(candidate) else path
+
+
+def load_gkl_config(config_file: str, opts: Optional[list] = None) -> CN:
+    """A detectron2 config with the GKL options, read from ``config_file``.
+
+    Like ``get_cfg()`` + :func:`add_gkl_config` + ``merge_from_file`` + ``merge_from_list``,
+    and a relative ``MODEL.GKL.TEACHER.CONFIG_FILE`` is then looked up next to
+    ``config_file`` too (see :func:`resolve_teacher_config_file`), as ``_BASE_`` files are.
+
+    Args:
+        config_file (str): The student's config file.
+        opts (list, optional): ``KEY VALUE`` overrides, as on the command line.
+
+    Returns:
+        CfgNode: The config, not frozen.
+    """
+    cfg = add_gkl_config(get_cfg())
+    cfg.merge_from_file(config_file)
+    cfg.merge_from_list(list(opts or []))
+    teacher_file = resolve_teacher_config_file(
+        cfg.MODEL.GKL.TEACHER.CONFIG_FILE, os.path.dirname(os.path.abspath(config_file)))
+    if teacher_file and os.path.exists(teacher_file):
+        teacher_file = os.path.abspath(teacher_file)
+    cfg.MODEL.GKL.TEACHER.CONFIG_FILE = teacher_file
+    return cfg

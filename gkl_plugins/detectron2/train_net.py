@@ -21,7 +21,6 @@ that many canvases, e.g. ``DATASETS.TEST "('fashion_mnist_det_val_50',)"`` for a
 import os
 
 from detectron2.checkpoint import DetectionCheckpointer
-from detectron2.config import get_cfg
 from detectron2.engine import DefaultTrainer, default_argument_parser, default_setup, hooks, launch
 from detectron2.evaluation import COCOEvaluator
 from detectron2.utils import comm
@@ -29,7 +28,7 @@ from detectron2.utils.logger import setup_logger
 from torch.nn.parallel import DistributedDataParallel
 
 from ..core import GKLLoss
-from .config import add_gkl_config, resolve_teacher_config_file
+from .config import load_gkl_config
 from .data import register_default_datasets, register_sized_datasets
 from .hooks import GKLHook
 
@@ -65,14 +64,7 @@ class GKLTrainer(DefaultTrainer):
 
 def setup(args):
     """The config from ``args`` (with the GKL options), after detectron2's default setup."""
-    cfg = add_gkl_config(get_cfg())
-    cfg.merge_from_file(args.config_file)
-    cfg.merge_from_list(args.opts)
-    teacher_file = resolve_teacher_config_file(
-        cfg.MODEL.GKL.TEACHER.CONFIG_FILE, os.path.dirname(os.path.abspath(args.config_file)))
-    if teacher_file and os.path.exists(teacher_file):
-        teacher_file = os.path.abspath(teacher_file)
-    cfg.MODEL.GKL.TEACHER.CONFIG_FILE = teacher_file
+    cfg = load_gkl_config(args.config_file, args.opts)
     cfg.freeze()
     default_setup(cfg, args)
     # This package's loggers (the hook reports prior renewals) write where detectron2's do.

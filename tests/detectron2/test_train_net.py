@@ -68,3 +68,16 @@ def test_gkl_d2_train_teacher_then_distillation(tmp_path, monkeypatch):
     assert incompatible.missing_keys == []
     assert sorted(incompatible.unexpected_keys) == sorted(
         k for k in state if k.startswith('gkl_loss.'))
+
+
+def test_load_gkl_config_finds_the_teacher_next_to_the_student(tmp_path, monkeypatch):
+    require('detectron2')
+    from gkl_plugins.detectron2 import get_teacher_cfg, load_gkl_config
+
+    monkeypatch.chdir(tmp_path)  # nowhere near the configs
+    student = os.path.join(CONFIG_DIR, 'faster_rcnn_R18_FPN_gkl_distill.yaml')
+    cfg = load_gkl_config(student, ['MODEL.GKL.BETA', '3.0'])
+    assert cfg.MODEL.GKL.TEACHER.CONFIG_FILE == os.path.abspath(
+        os.path.join(CONFIG_DIR, 'faster_rcnn_R50_FPN_teacher.yaml'))
+    assert cfg.MODEL.GKL.BETA == 3.0
+    assert get_teacher_cfg(cfg).MODEL.RESNETS.DEPTH == 50
