@@ -144,8 +144,10 @@ def build_steps(preset: Dict[str, Optional[int]]) -> Dict[str, Step]:
 
     def det_iters(n):
         # The learning-rate warm-up and decay steps must lie inside the run.
+        decay = min(n - 1, max(1, (3 * n) // 4))
         return ['SOLVER.MAX_ITER', str(n), 'SOLVER.WARMUP_ITERS', str(max(1, n // 5)),
-                'SOLVER.STEPS', f'({max(2, (3 * n) // 4)},)', 'SOLVER.CHECKPOINT_PERIOD',
+                'SOLVER.STEPS', f'({decay},)' if decay >= 1 else '()',
+                'SOLVER.CHECKPOINT_PERIOD',
                 str(n), 'MODEL.GKL.PRIOR_INTERVAL', str(max(1, n // 4)),
                 'MODEL.GKL.WARMUP_ITERS', str(max(1, n // 4))]
 
