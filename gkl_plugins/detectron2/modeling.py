@@ -203,7 +203,6 @@ class GKLDistillationRCNN(GeneralizedRCNN):
         return scores
 
 
-
 def _drop_teacher_entries(module, state_dict, prefix, local_metadata):
     teacher_prefix = prefix + _TEACHER + '.'
     for key in [k for k in state_dict if k.startswith(teacher_prefix)]:

@@ -35,7 +35,6 @@ from .hooks import GKLHook
 __all__ = ['GKLTrainer', 'setup', 'main']
 
 
-
 class GKLTrainer(DefaultTrainer):
     """``DefaultTrainer`` that adds :class:`GKLHook` when the model holds a GKL loss, and
     evaluates with ``COCOEvaluator`` (the pure-Python implementation, which works without

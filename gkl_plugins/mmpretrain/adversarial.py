@@ -519,7 +519,6 @@ class AdversarialClassifier(BaseModel):
         raise ValueError(f'mode must be "tensor", "loss" or "predict", got {mode!r}')
 
 
-
 @MODEL_WRAPPERS.register_module()
 class AdversarialDistributedDataParallel(MMDistributedDataParallel):
     """mmengine's DDP wrapper, handing the train step to :class:`AdversarialClassifier`.

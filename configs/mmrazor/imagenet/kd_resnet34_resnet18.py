@@ -8,7 +8,8 @@ _base_ = [
 ]
 custom_imports = dict(imports=['gkl_plugins.mmrazor'], allow_failed_imports=False)
 
-teacher_ckpt = 'https://download.openmmlab.com/mmclassification/v0/resnet/resnet34_8xb32_in1k_20210831-f257d4e6.pth'  # noqa: E501
+teacher_ckpt = ('https://download.openmmlab.com/mmclassification/v0/resnet/'
+                'resnet34_8xb32_in1k_20210831-f257d4e6.pth')
 
 optim_wrapper = dict(
     optimizer=dict(type='SGD', lr=0.2, momentum=0.9, weight_decay=1e-4))
