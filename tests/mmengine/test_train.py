@@ -52,7 +52,12 @@ def _accuracy(state_dict, prefix, cfg):
 def teacher_run(tmp_path_factory):
     torch.set_num_threads(1)
     work_dir = tmp_path_factory.mktemp('teacher')
-    status = train.main([TEACHER, '--work-dir', str(work_dir), '--cfg-options'] + TINY)
+    # mmengine names a runner's logger and visualizer '<config>_<time in seconds>' and hands
+    # an existing instance back by name: a runner built earlier in this process within the
+    # same second (the missing-data test) would lend this one its closed log stream and
+    # its output folder.
+    status = train.main([TEACHER, '--work-dir', str(work_dir), '--cfg-options',
+                         'experiment_name=teacher_fixture'] + TINY)
     return status, work_dir
 
 

@@ -29,6 +29,8 @@ class UnitImageModel(torch.nn.Module):
 
 @pytest.fixture(scope='module')
 def trained(tmp_path_factory):
+    # Each run names its experiment: mmengine reuses the logger and visualizer of an earlier
+    # runner of the same config started within the same second.
     require('mmpretrain')
     require('gkl_plugins.mmpretrain')
     from mmengine.runner import Runner
@@ -40,7 +42,8 @@ def trained(tmp_path_factory):
     # The options the demo passes, through gkl-train's own config handling.
     args = parse_args([
         os.path.join(CONFIG_DIR, 'fashion_mnist', 'at_gkl.py'), '--work-dir', work_dir,
-        '--cfg-options', f'train_cfg.max_epochs={EPOCHS}', f'train_cfg.val_interval={EPOCHS}',
+        '--cfg-options', 'experiment_name=fmnist_at_trained',
+        f'train_cfg.max_epochs={EPOCHS}', f'train_cfg.val_interval={EPOCHS}',
         'train_dataloader.dataset.num_samples=640', 'train_dataloader.batch_size=64',
         f'val_dataloader.dataset.num_samples={VAL_SAMPLES}',
         f'val_dataloader.batch_size={VAL_SAMPLES}',
@@ -132,7 +135,8 @@ def test_trades_config_trains_through_gkl_train(tmp_path):
     torch.set_num_threads(1)
     status = main([
         os.path.join(CONFIG_DIR, 'fashion_mnist', 'at_trades.py'), '--work-dir', str(tmp_path),
-        '--cfg-options', 'train_cfg.max_epochs=1', 'default_hooks.logger.interval=1',
+        '--cfg-options', 'experiment_name=fmnist_at_trades', 'train_cfg.max_epochs=1',
+        'default_hooks.logger.interval=1',
         'train_dataloader.dataset.num_samples=128',
         'train_dataloader.batch_size=64', 'val_dataloader.dataset.num_samples=50',
         'model.eval_attacks.autoattack.num_samples=0'])
@@ -166,6 +170,7 @@ def test_resume_continues_with_the_checkpointed_prior(tmp_path):
     def run(epochs, *extra):
         args = parse_args([os.path.join(CONFIG_DIR, 'fashion_mnist', 'at_gkl.py'),
                            '--work-dir', str(tmp_path), *extra, '--cfg-options',
+                           f'experiment_name=fmnist_at_resume_{epochs}',
                            f'train_cfg.max_epochs={epochs}', *options])
         runner = Runner.from_cfg(build_config(args))
         runner.train()
