@@ -31,7 +31,7 @@ import platform
 import subprocess
 import sys
 import time
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 from .data import DataNotFoundError, load_fashion_mnist
 
@@ -306,6 +306,31 @@ def _load_prior(checkpoint: str):
     return None, None
 
 
+def _plot_validation(ax, runs: List[dict], val_keys: List[Tuple[str, str]]) -> None:
+    """Validation metrics: per evaluation when every run was evaluated more than once, else
+    the final values side by side."""
+    if all(len(r['val_curve']) > 1 for r in runs):
+        for r in runs:
+            for key, label in val_keys:
+                points = [(v.get('step', v.get('iteration')), v[key])
+                          for v in r['val_curve'] if key in v]
+                if points:
+                    ax.plot(*zip(*points), marker='o', label=f'{r["title"]}: {label}')
+        ax.set_xlabel('epoch')
+        ax.set_title('validation', fontsize=10)
+    else:
+        width = 0.8 / len(runs)
+        for i, r in enumerate(runs):
+            final = r['val_curve'][-1] if r['val_curve'] else {}
+            values = [final.get(key, float('nan')) for key, _ in val_keys]
+            xs = [j + (i - (len(runs) - 1) / 2) * width for j in range(len(val_keys))]
+            bars = ax.bar(xs, values, width, label=r['title'])
+            ax.bar_label(bars, fmt='%.1f', fontsize=8)
+        ax.set_xticks(range(len(val_keys)), [label for _, label in val_keys])
+        ax.set_title('validation at the end of training', fontsize=10)
+    ax.legend(fontsize=8)
+
+
 def plot_results(results: Dict[str, dict], out_dir: str) -> List[str]:
     """Training curves of each pair of runs and heat maps of the learned class priors."""
     import matplotlib
@@ -315,22 +340,30 @@ def plot_results(results: Dict[str, dict], out_dir: str) -> List[str]:
     from .data import FASHION_MNIST_CLASSES
 
     written = []
-    pairs = [('distillation', ('kd', 'gkl'), 'step', 'loss'),
-             ('adversarial_training', ('at_trades', 'at_gkl'), 'step', 'loss'),
-             ('detection', ('det_student', 'det_gkl'), 'iteration', 'total_loss')]
-    for title, names, x_key, y_key in pairs:
+    # (figure, runs, x key of the training records, loss key, validation metrics to show)
+    pairs = [('distillation', ('kd', 'gkl'), 'step', 'loss',
+              [('accuracy/top1', 'top-1 (%)')]),
+             ('adversarial_training', ('at_trades', 'at_gkl'), 'step', 'loss',
+              [('robust/clean', 'clean (%)'), ('robust/pgd20', 'PGD-20 (%)'),
+               ('robust/autoattack', 'AutoAttack (%)')]),
+             ('detection', ('det_student', 'det_gkl'), 'iteration', 'total_loss',
+              [('bbox/AP', 'box AP'), ('bbox/AP50', 'AP50')])]
+    for title, names, x_key, y_key, val_keys in pairs:
         runs = [results[n] for n in names if n in results]
         if not runs:
             continue
-        fig, ax = plt.subplots(figsize=(6, 4))
+        fig, (ax_loss, ax_val) = plt.subplots(1, 2, figsize=(11, 4))
         for r in runs:
             xs = [c[x_key] for c in r['curve'] if y_key in c]
             ys = [c[y_key] for c in r['curve'] if y_key in c]
-            ax.plot(xs, ys, label=r['title'])
-        ax.set_xlabel('iteration')
-        ax.set_ylabel(f'training {y_key.replace("_", " ")}')
-        ax.set_title(f'{title.replace("_", " ")}: training loss')
-        ax.legend()
+            ax_loss.plot(xs, ys, label=r['title'])
+        ax_loss.set_xlabel('iteration')
+        ax_loss.set_ylabel(f'training {y_key.replace("_", " ")}')
+        # Each method minimises its own objective, so the levels are not comparable.
+        ax_loss.set_title('training loss (each method its own objective)', fontsize=10)
+        ax_loss.legend(fontsize=8)
+        _plot_validation(ax_val, runs, val_keys)
+        fig.suptitle(title.replace('_', ' '))
         fig.tight_layout()
         path = osp.join(out_dir, f'curves_{title}.png')
         fig.savefig(path, dpi=120)
