@@ -33,6 +33,7 @@ not included, and nothing else running in the process disturbs the figure. The
 means memory linear in ``B * C``.
 """
 import argparse
+import contextlib
 import datetime
 import os
 import platform
@@ -92,8 +93,24 @@ def step(fn, student, teacher) -> float:
     return elapsed
 
 
+@contextlib.contextmanager
+def _quiet_native_stderr():
+    """Hide what the profiler's C++ library writes to stderr at every start and stop."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 def peak_extra_bytes(fn, student, teacher) -> int:
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+    with _quiet_native_stderr(), \
+            profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         fn(student, teacher).backward()
     student.grad = None
     records = [(event.start_ns(), index, event.nbytes())
