@@ -139,8 +139,10 @@ def build_steps(preset: Dict[str, Optional[int]]) -> Dict[str, Step]:
                    f'train_cfg.val_interval={p["at_epochs"]}', *data,
                    f'model.eval_attacks.pgd20.num_samples={size("pgd_samples")}',
                    f'model.eval_attacks.autoattack.num_samples={size("autoattack_samples")}']
+    # A fixed seed (detectron2's default draws one), so both students start alike.
     det_data = ['DATASETS.TRAIN', f'("fashion_mnist_det_train_{p["det_train_images"]}",)',
-                'DATASETS.TEST', f'("fashion_mnist_det_val_{p["det_test_images"]}",)']
+                'DATASETS.TEST', f'("fashion_mnist_det_val_{p["det_test_images"]}",)',
+                'SEED', '0']
 
     def det_iters(n):
         # The learning-rate warm-up and decay steps must lie inside the run.
