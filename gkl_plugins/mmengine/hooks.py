@@ -1,7 +1,7 @@
 """The mmengine hook that drives the GKL warm-up and closes the class prior."""
-from typing import Iterator, Optional, Type, TypeVar
+from typing import Dict, Iterator, List, Optional, Type, TypeVar
 
-from mmengine.hooks import Hook
+from mmengine.hooks import EMAHook, Hook
 from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
 from torch import nn
@@ -38,7 +38,9 @@ class GKLPriorHook(Hook):
     the same prior. The sums are per-rank buffers, so a DistributedDataParallel wrapper must
     not broadcast buffers (mmengine's default wrapper does not; the hook raises otherwise).
     Being buffers, the prior and its sums go into the runner's checkpoints, and a resumed
-    run continues with them.
+    run continues with them. With mmengine's ``EMAHook``, whose averaged model becomes the
+    checkpoint's ``state_dict``, the averaged model is given the renewed prior at every
+    closing instead of an average of past priors.
 
     Args:
         by_epoch (bool): Work per epoch (True) or per iteration (False). Defaults to True.
@@ -121,6 +123,7 @@ class GKLPriorHook(Hook):
 
     @staticmethod
     def _close(runner, when: str) -> None:
+        averaged = _averaged_priors(runner)
         for name, prior in _named_priors(runner.model):
             renewed = prior.close_epoch()
             missing = (~renewed).nonzero().flatten().tolist()
@@ -132,6 +135,11 @@ class GKLPriorHook(Hook):
                     shown += f', ... ({len(missing)} in all)'
                 message += f'; classes without samples kept their previous rows: [{shown}]'
             runner.logger.info(message)
+            # The prior is training state, not a weight to average: an averaged copy of the
+            # model (EMAHook) carries the live one, so that the checkpoint's averaged
+            # state_dict, which load_from and inference read, holds the renewed prior.
+            for copy in averaged.get(name, ()):
+                copy.load_state_dict(prior.state_dict())
 
 
 def _syncs_buffers_at_forward(model: nn.Module) -> bool:
@@ -140,6 +148,17 @@ def _syncs_buffers_at_forward(model: nn.Module) -> bool:
         if hasattr(model, name):
             return bool(getattr(model, name))
     return False
+
+
+def _averaged_priors(runner) -> Dict[str, List[ClassPrior]]:
+    """The priors inside the averaged models of the runner's EMA hooks, by module name."""
+    copies: Dict[str, List[ClassPrior]] = {}
+    for hook in runner.hooks:
+        averaged = getattr(hook, 'ema_model', None) if isinstance(hook, EMAHook) else None
+        if averaged is not None:
+            for name, prior in _named_priors(averaged.module):
+                copies.setdefault(name, []).append(prior)
+    return copies
 
 
 def _named_priors(model: nn.Module):

@@ -60,7 +60,7 @@ class LinearDistill(BaseModel):
 
 
 def build_runner(work_dir, *, by_epoch=True, interval=1, max_steps=2, resume=False,
-                 load_from=None, checkpoint=None, seed=0, **runner_args):
+                 load_from=None, checkpoint=None, seed=0, extra_hooks=(), **runner_args):
     inputs, labels, teacher = make_data()
     dataset = [dict(inputs=torch.from_numpy(x), labels=int(y)) for x, y in zip(inputs, labels)]
     torch.manual_seed(seed)
@@ -79,7 +79,8 @@ def build_runner(work_dir, *, by_epoch=True, interval=1, max_steps=2, resume=Fal
         default_hooks=dict(checkpoint=checkpoint or dict(type='CheckpointHook', interval=1,
                                                          by_epoch=by_epoch),
                            logger=dict(type='LoggerHook', interval=1)),
-        custom_hooks=[dict(type='GKLPriorHook', by_epoch=by_epoch, interval=interval)],
+        custom_hooks=[dict(type='GKLPriorHook', by_epoch=by_epoch, interval=interval),
+                      *extra_hooks],
         randomness=dict(seed=seed),
         resume=resume,
         load_from=load_from,
@@ -201,6 +202,25 @@ def test_epoch_resume_from_mid_epoch_checkpoint_drops_replayed_sums(tmp_path):
     np.testing.assert_allclose(replay.model.gkl.prior.prior.double().numpy(), prior, rtol=1e-6)
     assert int(replay.model.gkl.prior.num_epochs) == 1
     assert 'dropping the class-prior sums' in log_text(str(tmp_path / 'b'))
+
+
+@pytest.mark.parametrize('update_buffers', [True, False])
+def test_averaged_model_in_the_checkpoint_carries_the_live_prior(tmp_path, update_buffers):
+    work_dir = tmp_path / f'ema_{update_buffers}'
+    ema = dict(type='EMAHook', momentum=0.5, update_buffers=update_buffers)
+    runner = build_runner(work_dir, max_steps=2, extra_hooks=[ema])
+    runner.train()
+
+    # EMAHook saves the averaged model as the checkpoint's state_dict (what load_from and
+    # inference read) and the trained one as ema_state_dict (what resume reads).
+    checkpoint = torch.load(str(work_dir / 'epoch_2.pth'), weights_only=False)
+    prior, _ = oracle_prior(batch_order(6), interval=3, steps=6)
+    for state, prefix in ((checkpoint['state_dict'], ''),
+                          (checkpoint['ema_state_dict'], 'module.')):
+        np.testing.assert_allclose(state[prefix + 'gkl.prior.prior'].double().numpy(), prior,
+                                   rtol=1e-6)
+        assert int(state[prefix + 'gkl.prior.num_epochs']) == 2
+        assert float(state[prefix + 'gkl.prior.counts'].abs().sum()) == 0
 
 
 def test_refuses_ddp_that_broadcasts_the_prior_sums(tmp_path, monkeypatch):
