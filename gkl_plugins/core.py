@@ -54,6 +54,9 @@ def _check_logits(student_logits: Tensor, teacher_logits: Tensor) -> None:
             'models predict the same classes for the same samples')
     if not (student_logits.is_floating_point() and teacher_logits.is_floating_point()):
         raise ValueError('logits must be floating-point tensors')
+    if student_logits.shape[1] == 0:
+        raise ValueError('logits have no class (shape (B, 0)): a model must predict at least '
+                         'one class')
 
 
 def _check_choice(name: str, value: str, choices) -> None:
@@ -64,6 +67,13 @@ def _check_choice(name: str, value: str, choices) -> None:
 def _check_temperature(name: str, value: float) -> None:
     if not (math.isfinite(value) and value > 0):
         raise ValueError(f'{name} must be a positive number, got {value!r}')
+
+
+def _check_gamma(gamma: float) -> None:
+    # A negative power would give the rarest classes the largest weights.
+    if not (math.isfinite(gamma) and gamma >= 0):
+        raise ValueError(f'gamma must be a non-negative number (it smooths the weights, '
+                         f'typically in (0, 1]), got {gamma!r}')
 
 
 def _compute_dtype(*tensors: Tensor) -> torch.dtype:
@@ -87,6 +97,10 @@ def _raise_if_not_finite(value: Tensor, inputs) -> None:
             raise ValueError(
                 f'{name} contain NaN or inf: check the model outputs (a diverged run, a '
                 'too-high learning rate or a division by zero upstream)')
+    for name, tensor in inputs:
+        if name == 'class weights' and tensor is not None and bool((tensor < 0).any()):
+            raise ValueError('class weights must be non-negative (rows of a class prior, '
+                             'e.g. ClassPrior.class_weights(labels))')
     raise ValueError(
         'the loss overflowed although its inputs are finite: the logits are too large for '
         'their dtype; compute them in float32 or float64')
@@ -311,6 +325,7 @@ def gkl_loss(student_logits: Tensor,
     _check_choice('reduction', reduction, _REDUCTION)
     _check_temperature('temperature', temperature)
     _check_temperature('weight_temperature', weight_temperature)
+    _check_gamma(gamma)
     if class_weights is not None and class_weights.shape != student_logits.shape:
         raise ValueError(
             f'class_weights must have the logits shape {tuple(student_logits.shape)}, got '
@@ -629,6 +644,13 @@ class GKLLoss(nn.Module):
             raise ValueError('the ikl variant has gamma = 1; use variant="gkl" to set gamma')
         if variant == 'dkl' and num_classes is not None:
             raise ValueError('the dkl variant uses per-sample weights and takes no class prior')
+        if variant == 'dkl' and gamma != 1:
+            raise ValueError('the dkl variant is the exact decoupling of KL, without gamma; '
+                             'use variant="gkl" to set gamma')
+        if variant == 'dkl' and weight_temperature not in (1.0, temperature):
+            raise ValueError('the dkl variant weighs class pairs with the teacher softmax at '
+                             '`temperature`; it has no separate weight_temperature')
+        _check_gamma(gamma)
         _check_temperature('temperature', temperature)
         _check_temperature('weight_temperature', weight_temperature)
         self.variant = variant

@@ -572,6 +572,26 @@ def test_option_errors():
         GKLLoss('ikl', gamma=0.5)
     with pytest.raises(ValueError, match='dkl variant'):
         GKLLoss('dkl', num_classes=3)
+    with pytest.raises(ValueError, match='dkl variant is the exact decoupling'):
+        GKLLoss('dkl', gamma=0.5)
+    with pytest.raises(ValueError, match='no separate weight_temperature'):
+        GKLLoss('dkl', temperature=4.0, weight_temperature=2.0)
+    GKLLoss('dkl', temperature=4.0, weight_temperature=4.0)  # the same softmax: accepted
+    for bad in (-0.5, float('nan')):
+        with pytest.raises(ValueError, match='gamma must be a non-negative number'):
+            gkl_loss(logits, logits, gamma=bad)
+        with pytest.raises(ValueError, match='gamma must be a non-negative number'):
+            GKLLoss(gamma=bad)
+
+
+def test_no_class_and_negative_class_weights_are_named():
+    with pytest.raises(ValueError, match='at least one class'):
+        gkl_loss(torch.zeros(2, 0), torch.zeros(2, 0))
+    student, teacher = _logits(2, 4, seed=1), _logits(2, 4, seed=2)
+    weights = torch.full((2, 4), 0.25)
+    weights[1, 2] = -0.25
+    with pytest.raises(ValueError, match='class weights must be non-negative'):
+        gkl_loss(student, teacher, gamma=0.5, class_weights=weights)
 
 
 @pytest.mark.parametrize('bad', [0.0, -1.0, float('nan'), float('inf')])

@@ -286,8 +286,11 @@ def test_variants_without_prior_log_core_loss(make_cfg, monkeypatch, variant):
     from gkl_plugins.core import dkl_loss, gkl_loss
     from gkl_plugins.detectron2 import GKLTrainer
 
+    # dkl weighs class pairs with the teacher softmax at TEMPERATURE itself
+    weight_temperature = T if variant == 'dkl' else T2
     cfg = make_cfg(SOLVER__MAX_ITER=2, **_gkl_opts(
-        MODEL__GKL__VARIANT=variant, MODEL__GKL__GAMMA=1.0, MODEL__GKL__USE_PRIOR=False))
+        MODEL__GKL__VARIANT=variant, MODEL__GKL__GAMMA=1.0, MODEL__GKL__USE_PRIOR=False,
+        MODEL__GKL__WEIGHT_TEMPERATURE=weight_temperature))
     trainer = GKLTrainer(cfg)
     trainer.resume_or_load(resume=False)
     assert trainer.model.gkl_loss.prior is None

@@ -26,8 +26,10 @@ def _logits(seed=0, batch=6, classes=5):
 def test_variants_equal_the_core_functions(variant):
     student, teacher, _ = _logits()
     gamma = 0.5 if variant == 'gkl' else 1.0
-    loss = GKLDivergence(variant, alpha=2.0, beta=3.0, gamma=gamma, tau=2.0, weight_tau=1.5,
-                         loss_weight=0.7, log_name=None)
+    # dkl's weights are the teacher softmax at tau itself
+    weight_tau = 2.0 if variant == 'dkl' else 1.5
+    loss = GKLDivergence(variant, alpha=2.0, beta=3.0, gamma=gamma, tau=2.0,
+                         weight_tau=weight_tau, loss_weight=0.7, log_name=None)
     if variant == 'dkl':
         expected = dkl_loss(student, teacher, alpha=2.0, beta=3.0, temperature=2.0)
     else:
