@@ -86,6 +86,6 @@ class GKLDivergence(nn.Module):
         out = self.gkl(preds_S, preds_T, gt_labels, return_parts=True)
         if self.training and self.log_name:
             hub = MessageHub.get_current_instance()
-            hub.update_scalar(f'train/{self.log_name}_mse', float(out.mse))
-            hub.update_scalar(f'train/{self.log_name}_ce', float(out.ce))
+            hub.update_scalar(f'train/{self.log_name}_mse', float(out.mse.detach()))
+            hub.update_scalar(f'train/{self.log_name}_ce', float(out.ce.detach()))
         return out.loss

@@ -55,7 +55,7 @@ class LinearDistill(BaseModel):
             return student
         self.seen_scales.append(self.gkl.warmup_scale)
         loss = self.gkl(student, inputs @ self.teacher, labels)
-        self.seen_losses.append(float(loss))
+        self.seen_losses.append(float(loss.detach()))
         return {'loss': loss}
 
 
