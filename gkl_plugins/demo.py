@@ -208,20 +208,33 @@ def _detectron2_result(work_dir: str) -> dict:
                 val_curve=evals)
 
 
+def finished_result(step: Step, out_dir: str, results: Dict[str, dict]) -> Optional[dict]:
+    """The result of an earlier run of ``step`` with the same settings, if it finished."""
+    needed = results.get(step.needs) if step.needs else None
+    if step.needs and needed is None:
+        return None
+    result_file = osp.join(out_dir, step.name, 'result.json')
+    if not osp.exists(result_file):
+        return None
+    with open(result_file) as f:
+        previous = json.load(f)
+    if previous.get('fingerprint') == step.fingerprint(needed) and \
+            previous.get('checkpoint') and osp.exists(previous['checkpoint']):
+        return previous
+    return None
+
+
 def run_step(step: Step, out_dir: str, results: Dict[str, dict], force: bool) -> dict:
     work_dir = osp.join(out_dir, step.name)
     needed = results.get(step.needs) if step.needs else None
     if step.needs and (needed is None or not needed.get('checkpoint')):
         raise RuntimeError(f'step {step.name} needs a finished {step.needs} step; run it too')
     fingerprint = step.fingerprint(needed)
+    previous = None if force else finished_result(step, out_dir, results)
+    if previous is not None:
+        _log(f'{step.name}: reusing the finished run in {work_dir} (--force to rerun)')
+        return previous
     result_file = osp.join(work_dir, 'result.json')
-    if not force and osp.exists(result_file):
-        with open(result_file) as f:
-            previous = json.load(f)
-        if previous.get('fingerprint') == fingerprint and previous.get('checkpoint') and \
-                osp.exists(previous['checkpoint']):
-            _log(f'{step.name}: reusing the finished run in {work_dir} (--force to rerun)')
-            return previous
     os.makedirs(work_dir, exist_ok=True)
     cmd = step.command(work_dir, needed)
     _log(f'{step.name}: {step.title}\n    $ ' + ' '.join(cmd))
@@ -256,6 +269,15 @@ def _metric(result: Optional[dict], *keys: str) -> Optional[float]:
     return None
 
 
+def _robust_text(result: dict, attack: str) -> str:
+    """Robust accuracy, with the clean accuracy of the same (possibly smaller) subset."""
+    robust = _metric(result, f'robust/{attack}')
+    clean = _metric(result, f'robust/clean_{attack}')
+    if robust is None or clean is None:
+        return _fmt(robust)
+    return f'{robust:.2f} (clean {clean:.2f} on the same subset)'
+
+
 def results_table(results: Dict[str, dict]) -> str:
     """The markdown tables of the classification and detection steps that ran."""
     lines = ['| step | method | clean acc. (%) | PGD-20 acc. (%) | AutoAttack acc. (%) '
@@ -265,14 +287,8 @@ def results_table(results: Dict[str, dict]) -> str:
         if r is None:
             continue
         clean = _metric(r, 'robust/clean', 'accuracy/top1')
-        pgd = _metric(r, 'robust/pgd20')
-        aa = _metric(r, 'robust/autoattack')
-        if aa is not None and _metric(r, 'robust/clean_autoattack') is not None:
-            aa_text = f'{aa:.2f} (clean {_metric(r, "robust/clean_autoattack"):.2f} on the ' \
-                      'same subset)'
-        else:
-            aa_text = _fmt(aa)
-        lines.append(f'| {name} | {r["title"]} | {_fmt(clean)} | {_fmt(pgd)} | {aa_text} '
+        robust = [_robust_text(r, attack) for attack in ('pgd20', 'autoattack')]
+        lines.append(f'| {name} | {r["title"]} | {_fmt(clean)} | {robust[0]} | {robust[1]} '
                      f'| {r["seconds"] / 60:.1f} |')
     det = [results[n] for n in ('det_teacher', 'det_student', 'det_gkl') if n in results]
     if det:
@@ -333,6 +349,12 @@ def _plot_validation(ax, runs: List[dict], val_keys: List[Tuple[str, str]]) -> N
     ax.legend(fontsize=8)
 
 
+def _remove_stale(path: str) -> None:
+    # A figure left by an earlier run would sit next to results it does not show.
+    if osp.exists(path):
+        os.remove(path)
+
+
 def plot_results(results: Dict[str, dict], out_dir: str) -> List[str]:
     """Training curves of each pair of runs and heat maps of the learned class priors."""
     import matplotlib
@@ -352,13 +374,16 @@ def plot_results(results: Dict[str, dict], out_dir: str) -> List[str]:
               [('bbox/AP', 'box AP'), ('bbox/AP50', 'AP50')])]
     for title, names, x_key, y_key, val_keys in pairs:
         runs = [results[n] for n in names if n in results]
+        path = osp.join(out_dir, f'curves_{title}.png')
         if not runs:
+            _remove_stale(path)
             continue
         fig, (ax_loss, ax_val) = plt.subplots(1, 2, figsize=(11, 4))
         for r in runs:
             xs = [c[x_key] for c in r['curve'] if y_key in c]
             ys = [c[y_key] for c in r['curve'] if y_key in c]
-            ax_loss.plot(xs, ys, label=r['title'])
+            # a line through one or two records would hardly show
+            ax_loss.plot(xs, ys, marker='o' if len(xs) < 3 else None, label=r['title'])
         ax_loss.set_xlabel('iteration')
         ax_loss.set_ylabel(f'training {y_key.replace("_", " ")}')
         # Each method minimises its own objective, so the levels are not comparable.
@@ -367,17 +392,16 @@ def plot_results(results: Dict[str, dict], out_dir: str) -> List[str]:
         _plot_validation(ax_val, runs, val_keys)
         fig.suptitle(title.replace('_', ' '))
         fig.tight_layout()
-        path = osp.join(out_dir, f'curves_{title}.png')
         fig.savefig(path, dpi=120)
         plt.close(fig)
         written.append(path)
 
     for name in ('gkl', 'at_gkl'):
         r = results.get(name)
-        if not r or not r.get('checkpoint'):
-            continue
-        key, prior = _load_prior(r['checkpoint'])
+        path = osp.join(out_dir, f'prior_{name}.png')
+        prior = _load_prior(r['checkpoint'])[1] if r and r.get('checkpoint') else None
         if prior is None:
+            _remove_stale(path)
             continue
         fig, ax = plt.subplots(figsize=(6.5, 5.5))
         image = ax.imshow(prior, cmap='viridis')
@@ -389,11 +413,17 @@ def plot_results(results: Dict[str, dict], out_dir: str) -> List[str]:
         ax.set_title(f'{r["title"]}: learned class prior P[y, j]')
         fig.colorbar(image, ax=ax)
         fig.tight_layout()
-        path = osp.join(out_dir, f'prior_{name}.png')
         fig.savefig(path, dpi=120)
         plt.close(fig)
         written.append(path)
     return written
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f'must be a positive integer, got {text}')
+    return value
 
 
 def parse_args(argv=None):
@@ -403,9 +433,9 @@ def parse_args(argv=None):
     parser.add_argument('--out', default='outputs/demo', help='output folder')
     parser.add_argument('--preset', choices=sorted(PRESETS), default='default',
                         help='sizes: quick (a smoke run), default (~15 min), long')
-    parser.add_argument('--epochs', type=int, default=None,
+    parser.add_argument('--epochs', type=_positive_int, default=None,
                         help='epochs of every classification step (overrides the preset)')
-    parser.add_argument('--det-iters', type=int, default=None,
+    parser.add_argument('--det-iters', type=_positive_int, default=None,
                         help='iterations of every detection step (overrides the preset)')
     parser.add_argument('--steps', default=','.join(STEP_ORDER),
                         help=f'comma-separated steps to run, from: {",".join(STEP_ORDER)}; '
@@ -437,7 +467,9 @@ def main(argv=None) -> int:
         return 2
 
     import importlib.util
+    available = set(steps)
     if args.no_detectron2 or importlib.util.find_spec('detectron2') is None:
+        available = {name for name in steps if steps[name].kind != 'detectron2'}
         if not args.no_detectron2:
             _log('detectron2 is not installed: skipping the detection steps '
                  '(scripts/install_detectron2.sh installs it)')
@@ -460,6 +492,13 @@ def main(argv=None) -> int:
             print(f'gkl_plugins.demo: {exc}', file=sys.stderr)
             return 1
 
+    # Steps not run this time still belong in the summary when an earlier run finished them.
+    for name in STEP_ORDER:
+        if name not in results and name in available:
+            previous = finished_result(steps[name], out_dir, results)
+            if previous is not None:
+                results[name] = previous
+    results = {name: results[name] for name in STEP_ORDER if name in results}
     table = results_table(results)
     figures = plot_results(results, out_dir)
     summary = dict(date=datetime.datetime.now().isoformat(timespec='seconds'),

@@ -79,11 +79,19 @@ def test_quick_run_writes_figures_and_a_valid_prior(quick_run):
         assert name in summary['figures']
         with open(out / name, 'rb') as f:
             assert f.read(8) == b'\x89PNG\r\n\x1a\n'
-    state = torch.load(summary['results']['gkl']['checkpoint'], map_location='cpu',
-                       weights_only=False)['state_dict']
-    prior = next(v for k, v in state.items() if k.endswith('prior.prior'))
-    assert prior.shape == (10, 10)
-    assert torch.allclose(prior.sum(dim=1), torch.ones(10), atol=1e-5)
+    # The heat maps read the checkpoints' state_dict (for adversarial training, the EMA
+    # model's): it must hold the prior renewed after the one epoch, not the uniform start.
+    for name in ('gkl', 'at_gkl'):
+        checkpoint = torch.load(summary['results'][name]['checkpoint'], map_location='cpu',
+                                weights_only=False)
+        state = checkpoint['state_dict']
+        key = next(k for k in state if k.endswith('prior.prior'))
+        prior, epochs = state[key], state[key[:-len('prior')] + 'num_epochs']
+        assert prior.shape == (10, 10) and int(epochs) == 1
+        assert torch.allclose(prior.sum(dim=1), torch.ones(10), atol=1e-5)
+        if 'ema_state_dict' in checkpoint:  # the trained model's own prior
+            torch.testing.assert_close(prior, checkpoint['ema_state_dict']['module.' + key],
+                                       rtol=0, atol=0)
 
 
 def test_rerun_reuses_finished_steps(quick_run):
@@ -94,6 +102,10 @@ def test_rerun_reuses_finished_steps(quick_run):
     for name in ('teacher', 'kd', 'gkl'):
         assert f'{name}: reusing the finished run' in proc.stdout
         assert os.path.getmtime(out / name / 'result.json') == before[name]
+    # the summary still covers the steps that were not asked for this time
+    with open(out / 'results.json') as f:
+        assert set(json.load(f)['results']) == set(summary['results'])
+    assert '| at_gkl |' in proc.stdout and '| det_gkl |' in proc.stdout
 
 
 def test_missing_data_stops_at_once_with_instructions(tmp_path):
