@@ -31,7 +31,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help='resume from CKPT, or from the latest checkpoint of the work '
                         'folder when no CKPT is given')
     parser.add_argument('--amp', action='store_true',
-                        help='train with automatic mixed precision')
+                        help="train with automatic mixed precision (mmengine's "
+                        'AmpOptimWrapper; needs a GPU)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config entries, e.g. train_cfg.max_epochs=2')
     parser.add_argument('--launcher', choices=['none', 'pytorch'], default='none',
