@@ -11,10 +11,10 @@ setup:
 data:
 	scripts/get_data.sh
 
-demo: setup data
+demo: data setup
 	$(PY) -m gkl_plugins.demo $(DEMO_ARGS)
 
-test: setup data
+test: data setup
 	$(PY) -m pytest tests
 
 lint: setup
