@@ -87,7 +87,7 @@ def _as(tensor: Tensor, dtype: torch.dtype) -> Tensor:
     return tensor if tensor.dtype == dtype else tensor.to(dtype)
 
 
-def _raise_if_not_finite(value: Tensor, inputs) -> None:
+def _raise_if_not_finite(value: Tensor, inputs, class_weights: Optional[Tensor] = None) -> None:
     """Explain a non-finite loss; inputs are only scanned when the loss is not finite."""
     finite = math.isfinite(value.item()) if value.dim() == 0 else bool(value.isfinite().all())
     if finite:
@@ -97,10 +97,9 @@ def _raise_if_not_finite(value: Tensor, inputs) -> None:
             raise ValueError(
                 f'{name} contain NaN or inf: check the model outputs (a diverged run, a '
                 'too-high learning rate or a division by zero upstream)')
-    for name, tensor in inputs:
-        if name == 'class weights' and tensor is not None and bool((tensor < 0).any()):
-            raise ValueError('class weights must be non-negative (rows of a class prior, '
-                             'e.g. ClassPrior.class_weights(labels))')
+    if class_weights is not None and bool((class_weights < 0).any()):
+        raise ValueError('class weights must be non-negative (rows of a class prior, '
+                         'e.g. ClassPrior.class_weights(labels))')
     raise ValueError(
         'the loss overflowed although its inputs are finite: the logits are too large for '
         'their dtype; compute them in float32 or float64')
@@ -213,7 +212,8 @@ class _GKLParts(torch.autograd.Function):
         if spec.check_finite:
             _raise_if_not_finite(loss, [('student logits', student),
                                         ('teacher logits', teacher),
-                                        ('class weights', class_weights)])
+                                        ('class weights', class_weights)],
+                                 class_weights=class_weights)
 
         ctx.save_for_backward(q, p, weighted, total)
         # Gradients are taken with respect to the unscaled logits, hence 1 / T.
